@@ -1,1 +1,29 @@
-pub fn x(){}
+//! tessera's issuing side: users, credentials, sessions, tokens, stores and the HTTP API.
+//!
+//! # Layout
+//!
+//! - [`config`]: [`config::Settings`], loaded once from file, environment and flags.
+//! - [`clock`]: time as a parameter.
+//! - [`store`]: one trait per kind of record; [`store::sqlite`] is the embedded default.
+//! - [`password`]: Argon2id under a concurrency bound; [`users`]: account rules.
+//! - [`session`]: session tokens (hashed at rest) and cookies.
+//! - [`keys`]: the signing key ring and its published JWKS.
+//! - [`http`]: routes, the [`http::auth::Principal`] extractor and body extractors;
+//!   [`error::ApiError`] is the one error type that becomes a response.
+//! - [`startup`]: `Application::build(settings)` → `port()` → `run_until(shutdown)`.
+//! - [`cli`]: the `tessera` command; `main.rs` only calls [`cli::run`].
+//!
+//! Verification of access tokens lives in the `tessera-verify` crate, which services
+//! embed without pulling in any of this.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod keys;
+pub mod password;
+pub mod session;
+pub mod startup;
+pub mod store;
+pub mod users;

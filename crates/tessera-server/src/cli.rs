@@ -1,0 +1,135 @@
+//! The `tessera` command line: raw arguments become validated [`Settings`] here, and
+//! nowhere else.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Overrides, Settings};
+use crate::password::Passwords;
+use crate::startup::{Application, open_stores};
+use crate::users;
+
+/// tessera: sessions and JWT access tokens, in one server.
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// TOML configuration file (optional; `TESSERA_*` environment variables override it).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (default ./tessera-data).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Public URL, the token issuer (default http://127.0.0.1:8080).
+        #[arg(long, value_name = "URL")]
+        public_url: Option<String>,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a user; the password is read from standard input (prompted, without echo, on a terminal).
+    Add {
+        /// Username.
+        name: String,
+        /// Role (default `user`).
+        #[arg(long, default_value = "user")]
+        role: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+fn settings(common: &Common, listen: Option<String>, public_url: Option<String>) -> anyhow::Result<Settings> {
+    let overrides = Overrides { listen, data_dir: common.data_dir.clone(), public_url };
+    Settings::load(common.config.as_deref(), &overrides).context("invalid configuration")
+}
+
+/// Parse the process arguments and run.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { common, listen, public_url } => {
+            let settings = settings(&common, listen, public_url)?;
+            let app = Application::build(settings, Arc::new(SystemClock)).await?;
+            let addr = app.local_addr()?;
+            tracing::info!(%addr, "tessera listening");
+            println!("tessera listening on http://{addr}");
+            app.run_until(shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::User { command: UserCommand::Add { name, role, common } } => {
+            let settings = settings(&common, None, None)?;
+            let password = read_password()?;
+            let stores = open_stores(&settings).await?;
+            let passwords = Passwords::new(1, settings.hash_queue_timeout)?;
+            let user = users::create(stores.users.as_ref(), &passwords, &SystemClock as &dyn Clock, &name, password, &role)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("created user {} ({}), role {}", user.username, user.id, user.role);
+            Ok(())
+        }
+    }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let second = rpassword::prompt_password("Repeat password: ")?;
+        if first != second {
+            bail!("the passwords differ");
+        }
+        Ok(first)
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        let password = line.strip_suffix('\n').unwrap_or(&line);
+        let password = password.strip_suffix('\r').unwrap_or(password);
+        Ok(password.to_owned())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,278 @@
+//! Settings: one typed struct, loaded once, validated at start-up, passed by value.
+//!
+//! Sources, later ones winning: built-in defaults, an optional TOML file (`--config`),
+//! `TESSERA_*` environment variables (`TESSERA_DATA_DIR` sets `data_dir`), then
+//! command-line flags. Unknown keys are errors, so a typo never silently leaves a default
+//! in force. Every option and its default is listed in README.md.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything a tessera server needs to know at start-up.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address to listen on. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database (users, sessions, signing keys). Default
+    /// `./tessera-data`. Created with mode 0700; the database file with 0600.
+    pub data_dir: PathBuf,
+    /// The server's public URL: the `iss` of every token and the base of the metadata
+    /// endpoints. Default `http://127.0.0.1:8080`. When it is `https`, session cookies get
+    /// `Secure` and the `__Host-` prefix. A trailing `/` is dropped.
+    pub public_url: String,
+    /// The `aud` of issued access tokens, and the audience the server's own verifier
+    /// expects. Default `tessera`.
+    pub audience: String,
+    /// Whether `POST /v1/signup` creates accounts. Default `true`.
+    pub signup_enabled: bool,
+    /// Lifetime of an access token. Default `5m`. At most `1h`.
+    #[serde(with = "humantime_serde")]
+    pub access_token_ttl: Duration,
+    /// Clock skew tolerated when verifying `exp`, `nbf` and `iat`. Default `30s`; at most `5m`.
+    #[serde(with = "humantime_serde")]
+    pub jwt_leeway: Duration,
+    /// A session unused for this long ends. Default `30m`.
+    #[serde(with = "humantime_serde")]
+    pub session_idle_timeout: Duration,
+    /// A session ends this long after login, however active. Default `12h`.
+    #[serde(with = "humantime_serde")]
+    pub session_absolute_timeout: Duration,
+    /// Sliding renewal writes a session's last-seen time at most this often. Default `60s`.
+    #[serde(with = "humantime_serde")]
+    pub session_touch_interval: Duration,
+    /// Name of the session cookie. Default: `__Host-tessera_session` when `public_url` is
+    /// https, `tessera_session` otherwise.
+    pub session_cookie_name: Option<String>,
+    /// How many Argon2id hashes may run at once; further logins wait their turn. Default:
+    /// half the CPUs (at least 1), so that a login flood leaves cores for everything else.
+    pub max_concurrent_hashes: Option<usize>,
+    /// How long a login waits for a hashing slot before answering 503. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub hash_queue_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./tessera-data"),
+            public_url: "http://127.0.0.1:8080".into(),
+            audience: "tessera".into(),
+            signup_enabled: true,
+            access_token_ttl: Duration::from_secs(300),
+            jwt_leeway: Duration::from_secs(30),
+            session_idle_timeout: Duration::from_secs(30 * 60),
+            session_absolute_timeout: Duration::from_secs(12 * 3600),
+            session_touch_interval: Duration::from_secs(60),
+            session_cookie_name: None,
+            max_concurrent_hashes: None,
+            hash_queue_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A setting that cannot work, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file or environment could not be read or has unknown or ill-typed keys.
+    #[error("{0}")]
+    Load(#[from] config::ConfigError),
+    /// A value is out of range or inconsistent with another.
+    #[error("invalid setting `{key}`: {message}")]
+    Invalid {
+        /// The setting's name as written in the TOML file.
+        key: &'static str,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+}
+
+/// Overrides given on the command line; `None` leaves the lower layers in force.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--listen`
+    pub listen: Option<String>,
+    /// `--data-dir`
+    pub data_dir: Option<PathBuf>,
+    /// `--public-url`
+    pub public_url: Option<String>,
+}
+
+impl Settings {
+    /// Load from defaults, `file`, the process environment and `overrides`, then validate.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let vars: std::collections::HashMap<String, String> = std::env::vars().collect();
+        Self::load_from(file, vars, overrides)
+    }
+
+    /// As [`Settings::load`], with the environment given explicitly (tests use this, so
+    /// that no test depends on or changes the process environment).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: std::collections::HashMap<String, String>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(file) = file {
+            builder = builder.add_source(
+                config::File::from(file)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("TESSERA")
+                .prefix_separator("_")
+                .source(Some(env.into_iter().collect())),
+        );
+        if let Some(v) = &overrides.listen {
+            builder = builder.set_override("listen", v.as_str())?;
+        }
+        if let Some(v) = &overrides.data_dir {
+            builder = builder.set_override("data_dir", v.to_string_lossy().as_ref())?;
+        }
+        if let Some(v) = &overrides.public_url {
+            builder = builder.set_override("public_url", v.as_str())?;
+        }
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validated()
+    }
+
+    /// Check ranges and consistency; normalise `public_url`.
+    pub fn validated(mut self) -> Result<Self, ConfigError> {
+        let invalid = |key, message: &str| ConfigError::Invalid { key, message: message.into() };
+        let trimmed = self.public_url.trim_end_matches('/').to_owned();
+        let url = url::Url::parse(&trimmed)
+            .map_err(|e| invalid("public_url", &format!("not a URL ({e}); example: https://auth.example.com")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(invalid("public_url", "must be an http:// or https:// URL with a host"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid("public_url", "must not have a query or fragment (RFC 8414 §2)"));
+        }
+        self.public_url = trimmed;
+        if self.audience.is_empty() {
+            return Err(invalid("audience", "must not be empty"));
+        }
+        let secs = |d: Duration| d.as_secs();
+        if !(1..=3600).contains(&secs(self.access_token_ttl)) {
+            return Err(invalid("access_token_ttl", "must be between 1s and 1h; short-lived access tokens are the point"));
+        }
+        if secs(self.jwt_leeway) > 300 {
+            return Err(invalid("jwt_leeway", "must be at most 5m"));
+        }
+        if secs(self.session_idle_timeout) == 0 || secs(self.session_absolute_timeout) == 0 {
+            return Err(invalid("session_idle_timeout", "session timeouts must be at least 1s"));
+        }
+        if self.session_idle_timeout > self.session_absolute_timeout {
+            return Err(invalid("session_idle_timeout", "must not exceed session_absolute_timeout"));
+        }
+        if self.session_touch_interval >= self.session_idle_timeout {
+            return Err(invalid("session_touch_interval", "must be shorter than session_idle_timeout"));
+        }
+        if let Some(name) = &self.session_cookie_name {
+            let ok = !name.is_empty()
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+            if !ok {
+                return Err(invalid("session_cookie_name", "use letters, digits, '_', '-' or '.'"));
+            }
+            if self.is_https() == false && name.starts_with("__Host-") {
+                return Err(invalid("session_cookie_name", "the __Host- prefix needs an https public_url"));
+            }
+        }
+        if self.max_concurrent_hashes == Some(0) {
+            return Err(invalid("max_concurrent_hashes", "must be at least 1"));
+        }
+        Ok(self)
+    }
+
+    /// Whether the public URL is https (cookies then get `Secure` and `__Host-`).
+    pub fn is_https(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
+    /// The session cookie's name in force.
+    pub fn cookie_name(&self) -> String {
+        match &self.session_cookie_name {
+            Some(n) => n.clone(),
+            None if self.is_https() => "__Host-tessera_session".into(),
+            None => "tessera_session".into(),
+        }
+    }
+
+    /// The hashing bound in force.
+    pub fn hash_slots(&self) -> usize {
+        self.max_concurrent_hashes.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| (n.get() / 2).max(1))
+                .unwrap_or(1)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = Settings::load_from(None, HashMap::new(), &Overrides::default()).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.access_token_ttl, Duration::from_secs(300));
+        assert_eq!(s.cookie_name(), "tessera_session");
+    }
+
+    #[test]
+    fn environment_overrides_file_and_flags_override_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\naccess_token_ttl = \"2m\"\n").unwrap();
+        let e = env(&[("TESSERA_ACCESS_TOKEN_TTL", "90s"), ("TESSERA_DATA_DIR", "/tmp/x")]);
+        let o = Overrides { data_dir: Some("/tmp/y".into()), ..Default::default() };
+        let s = Settings::load_from(Some(&file), e, &o).unwrap();
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.access_token_ttl, Duration::from_secs(90));
+        assert_eq!(s.data_dir, PathBuf::from("/tmp/y"));
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let e = env(&[("TESSERA_ACESS_TOKEN_TTL", "90s")]);
+        let err = Settings::load_from(None, e, &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("acess_token_ttl"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_say_what_to_fix() {
+        for (k, v, key) in [
+            ("TESSERA_ACCESS_TOKEN_TTL", "0s", "access_token_ttl"),
+            ("TESSERA_PUBLIC_URL", "ftp://x", "public_url"),
+            ("TESSERA_SESSION_IDLE_TIMEOUT", "48h", "session_idle_timeout"),
+        ] {
+            let err = Settings::load_from(None, env(&[(k, v)]), &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
+        let err = Settings::load_from(None, env(&[("TESSERA_LISTEN", "nope")]), &Overrides::default())
+            .unwrap_err();
+        assert!(err.to_string().contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn https_public_url_switches_the_cookie_to_host_prefix() {
+        let e = env(&[("TESSERA_PUBLIC_URL", "https://auth.example.com/")]);
+        let s = Settings::load_from(None, e, &Overrides::default()).unwrap();
+        assert_eq!(s.public_url, "https://auth.example.com");
+        assert_eq!(s.cookie_name(), "__Host-tessera_session");
+    }
+}

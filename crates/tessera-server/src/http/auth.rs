@@ -1,0 +1,127 @@
+//! Who is calling: the [`Principal`] extractor.
+//!
+//! Handlers never parse a cookie or a token; they take a `Principal`. A request is
+//! authenticated by exactly one credential: a bearer token in the `Authorization` header
+//! (verified statelessly against the key ring), or else the session cookie (looked up by
+//! its hash). A session id anywhere else (query string, other header) is ignored.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header::{AUTHORIZATION, USER_AGENT};
+use axum::http::request::Parts;
+use axum_extra::extract::cookie::CookieJar;
+use tessera_verify::bearer::bearer_token;
+
+use super::AppState;
+use crate::error::ApiError;
+use crate::session;
+
+/// How the caller authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A server-side session, by its public id and token hash.
+    Session {
+        /// Session id.
+        id: String,
+        /// SHA-256 of the session token (to delete it at logout).
+        token_hash: Vec<u8>,
+    },
+    /// A verified JWT access token.
+    Jwt {
+        /// Token id.
+        jti: String,
+    },
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// User id (`sub`).
+    pub user_id: String,
+    /// Username.
+    pub username: String,
+    /// Role.
+    pub role: String,
+    /// The credential used.
+    pub credential: Credential,
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let now = state.clock.now();
+        let values = parts.headers.get_all(AUTHORIZATION).iter().map(|v| v.as_bytes());
+        match bearer_token(values) {
+            Err(_) => return Err(ApiError::invalid_request("malformed Authorization header")),
+            Ok(Some(token)) => {
+                let claims = state
+                    .keys
+                    .verifier()
+                    .verify(token, now)
+                    .map_err(|_| ApiError::Unauthorized { invalid_token: true })?;
+                return Ok(Principal {
+                    user_id: claims.sub,
+                    username: claims.username,
+                    role: claims.role,
+                    credential: Credential::Jwt { jti: claims.jti },
+                });
+            }
+            Ok(None) => {}
+        }
+        let jar = CookieJar::from_headers(&parts.headers);
+        let Some(cookie) = jar.get(&state.settings.cookie_name()) else {
+            return Err(ApiError::Unauthorized { invalid_token: false });
+        };
+        let token_hash = session::hash_token(cookie.value());
+        let unauthorized = ApiError::Unauthorized { invalid_token: false };
+        let Some(s) = state.stores.sessions.load_session(&token_hash, now).await? else {
+            return Err(unauthorized);
+        };
+        let Some(user) = state.stores.users.user_by_id(&s.user_id).await? else {
+            return Err(unauthorized);
+        };
+        if user.disabled {
+            return Err(unauthorized);
+        }
+        // Sliding renewal, written at most once per touch interval.
+        let touch = state.settings.session_touch_interval.as_secs() as i64;
+        if now - s.last_seen_at >= touch {
+            let idle = state.settings.session_idle_timeout.as_secs() as i64;
+            state.stores.sessions.touch_session(&s.id, now, now + idle).await?;
+        }
+        Ok(Principal {
+            user_id: user.id,
+            username: user.username,
+            role: user.role,
+            credential: Credential::Session { id: s.id, token_hash },
+        })
+    }
+}
+
+/// Where a request came from, for the session record.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    /// Peer address.
+    pub ip: Option<String>,
+    /// `User-Agent`, truncated.
+    pub user_agent: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(a)| a.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(256).collect());
+        Ok(Self { ip, user_agent })
+    }
+}

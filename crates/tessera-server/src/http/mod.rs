@@ -1,0 +1,109 @@
+//! The HTTP API: routes, shared state, and the layers every request passes through.
+//!
+//! [`router`] builds the whole app from an [`AppState`] without binding a socket, so it can
+//! be served by [`crate::startup::Application`] or driven directly.
+
+pub mod auth;
+pub mod extract;
+mod account;
+mod oauth;
+mod sessions;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::header::CACHE_CONTROL;
+use axum::http::{HeaderValue, Request};
+use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::keys::KeyRing;
+use crate::password::Passwords;
+use crate::store::Stores;
+
+/// Largest request body accepted, in bytes. Every tessera request is a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// What every handler can reach. Cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The contents of [`AppState`].
+pub struct Inner {
+    /// Validated settings.
+    pub settings: Settings,
+    /// Stores.
+    pub stores: Stores,
+    /// Password hashing.
+    pub passwords: Passwords,
+    /// Signing keys and the verifier.
+    pub keys: KeyRing,
+    /// The clock every expiry decision reads.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl AppState {
+    /// Bundle the parts.
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    ApiError::Internal("handler panicked".into()).into_response()
+}
+
+/// The application's routes and layers.
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/v1/signup", post(account::signup))
+        .route("/v1/me", get(account::me))
+        .route("/v1/login", post(sessions::login))
+        .route("/v1/logout", post(sessions::logout))
+        .route("/v1/token", post(oauth::token))
+        // Nothing under /v1 may be cached: responses carry credentials or personal data.
+        .layer(SetResponseHeaderLayer::overriding(CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    Router::new()
+        .merge(v1)
+        .route("/.well-known/jwks.json", get(oauth::jwks))
+        .route("/.well-known/oauth-authorization-server", get(oauth::metadata))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(panic_response))
+        // Logs method and path only: query strings and headers may carry credentials.
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+        }))
+        .with_state(state)
+}
+
+/// `Cache-Control` for public, cacheable documents (JWKS, metadata).
+pub(crate) fn public_cache(max_age: Duration) -> HeaderValue {
+    HeaderValue::from_str(&format!("public, max-age={}", max_age.as_secs()))
+        .unwrap_or(HeaderValue::from_static("no-cache"))
+}

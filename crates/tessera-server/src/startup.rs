@@ -1,0 +1,99 @@
+//! Start-up seam: [`Application::build`] opens the stores, loads keys, binds the listener
+//! (port 0 in tests) and returns a handle; [`Application::run_until`] serves until the
+//! shutdown future resolves, then drains in-flight requests.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tessera_verify::Policy;
+use tokio::net::TcpListener;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::http::{self, AppState, Inner};
+use crate::keys::KeyRing;
+use crate::password::Passwords;
+use crate::store::Stores;
+use crate::store::sqlite::SqliteStore;
+
+/// How often expired sessions are deleted.
+const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A built, bound, not yet serving server.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+/// Open the configured stores.
+pub async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
+    let db = SqliteStore::open(&settings.data_dir)
+        .await
+        .with_context(|| format!("opening the database in {}", settings.data_dir.display()))?;
+    Ok(Stores::sqlite(db))
+}
+
+impl Application {
+    /// Open stores, load or create keys, bind `settings.listen`.
+    pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let stores = open_stores(&settings).await?;
+        let mut policy = Policy::new(settings.public_url.clone(), settings.audience.clone());
+        policy.leeway_secs = settings.jwt_leeway.as_secs() as i64;
+        let keys = KeyRing::load_or_create(stores.keys.as_ref(), policy, clock.now())
+            .await
+            .context("loading signing keys")?;
+        let passwords = Passwords::new(settings.hash_slots(), settings.hash_queue_timeout)
+            .context("initialising password hashing")?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.listen))?;
+        let state = AppState::new(Inner { settings, stores, passwords, keys, clock });
+        Ok(Self { listener, state })
+    }
+
+    /// The bound address (with the real port when `listen` asked for port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Shared state, for tests and the CLI.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serve until `shutdown` resolves; then stop accepting and finish in-flight requests.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let purge_state = self.state.clone();
+        let purger = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PURGE_INTERVAL);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        let now = purge_state.clock.now();
+                        match purge_state.stores.sessions.purge_expired_sessions(now).await {
+                            Ok(n) if n > 0 => tracing::debug!(purged = n, "expired sessions purged"),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = ?e, "session purge failed"),
+                        }
+                    }
+                    _ = stop_rx.changed() => break,
+                }
+            }
+        });
+        let app = http::router(self.state);
+        let result = axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
+        let _ = stop_tx.send(true);
+        let _ = purger.await;
+        result
+    }
+}
