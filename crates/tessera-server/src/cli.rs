@@ -66,15 +66,27 @@ enum UserCommand {
     },
 }
 
-fn settings(common: &Common, listen: Option<String>, public_url: Option<String>) -> anyhow::Result<Settings> {
-    let overrides = Overrides { listen, data_dir: common.data_dir.clone(), public_url };
+fn settings(
+    common: &Common,
+    listen: Option<String>,
+    public_url: Option<String>,
+) -> anyhow::Result<Settings> {
+    let overrides = Overrides {
+        listen,
+        data_dir: common.data_dir.clone(),
+        public_url,
+    };
     Settings::load(common.config.as_deref(), &overrides).context("invalid configuration")
 }
 
 /// Parse the process arguments and run.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { common, listen, public_url } => {
+        Command::Serve {
+            common,
+            listen,
+            public_url,
+        } => {
             let settings = settings(&common, listen, public_url)?;
             let app = Application::build(settings, Arc::new(SystemClock)).await?;
             let addr = app.local_addr()?;
@@ -83,15 +95,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run_until(shutdown_signal()).await?;
             Ok(())
         }
-        Command::User { command: UserCommand::Add { name, role, common } } => {
+        Command::User {
+            command: UserCommand::Add { name, role, common },
+        } => {
             let settings = settings(&common, None, None)?;
             let password = read_password()?;
             let stores = open_stores(&settings).await?;
             let passwords = Passwords::new(1, settings.hash_queue_timeout)?;
-            let user = users::create(stores.users.as_ref(), &passwords, &SystemClock as &dyn Clock, &name, password, &role)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("created user {} ({}), role {}", user.username, user.id, user.role);
+            let user = users::create(
+                stores.users.as_ref(),
+                &passwords,
+                &SystemClock as &dyn Clock,
+                &name,
+                password,
+                &role,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "created user {} ({}), role {}",
+                user.username, user.id, user.role
+            );
             Ok(())
         }
     }

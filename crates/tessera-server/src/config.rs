@@ -145,15 +145,28 @@ impl Settings {
 
     /// Check ranges and consistency; normalise `public_url`.
     pub fn validated(mut self) -> Result<Self, ConfigError> {
-        let invalid = |key, message: &str| ConfigError::Invalid { key, message: message.into() };
+        let invalid = |key, message: &str| ConfigError::Invalid {
+            key,
+            message: message.into(),
+        };
         let trimmed = self.public_url.trim_end_matches('/').to_owned();
-        let url = url::Url::parse(&trimmed)
-            .map_err(|e| invalid("public_url", &format!("not a URL ({e}); example: https://auth.example.com")))?;
+        let url = url::Url::parse(&trimmed).map_err(|e| {
+            invalid(
+                "public_url",
+                &format!("not a URL ({e}); example: https://auth.example.com"),
+            )
+        })?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(invalid("public_url", "must be an http:// or https:// URL with a host"));
+            return Err(invalid(
+                "public_url",
+                "must be an http:// or https:// URL with a host",
+            ));
         }
         if url.query().is_some() || url.fragment().is_some() {
-            return Err(invalid("public_url", "must not have a query or fragment (RFC 8414 §2)"));
+            return Err(invalid(
+                "public_url",
+                "must not have a query or fragment (RFC 8414 §2)",
+            ));
         }
         self.public_url = trimmed;
         if self.audience.is_empty() {
@@ -161,28 +174,48 @@ impl Settings {
         }
         let secs = |d: Duration| d.as_secs();
         if !(1..=3600).contains(&secs(self.access_token_ttl)) {
-            return Err(invalid("access_token_ttl", "must be between 1s and 1h; short-lived access tokens are the point"));
+            return Err(invalid(
+                "access_token_ttl",
+                "must be between 1s and 1h; short-lived access tokens are the point",
+            ));
         }
         if secs(self.jwt_leeway) > 300 {
             return Err(invalid("jwt_leeway", "must be at most 5m"));
         }
         if secs(self.session_idle_timeout) == 0 || secs(self.session_absolute_timeout) == 0 {
-            return Err(invalid("session_idle_timeout", "session timeouts must be at least 1s"));
+            return Err(invalid(
+                "session_idle_timeout",
+                "session timeouts must be at least 1s",
+            ));
         }
         if self.session_idle_timeout > self.session_absolute_timeout {
-            return Err(invalid("session_idle_timeout", "must not exceed session_absolute_timeout"));
+            return Err(invalid(
+                "session_idle_timeout",
+                "must not exceed session_absolute_timeout",
+            ));
         }
         if self.session_touch_interval >= self.session_idle_timeout {
-            return Err(invalid("session_touch_interval", "must be shorter than session_idle_timeout"));
+            return Err(invalid(
+                "session_touch_interval",
+                "must be shorter than session_idle_timeout",
+            ));
         }
         if let Some(name) = &self.session_cookie_name {
             let ok = !name.is_empty()
-                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
             if !ok {
-                return Err(invalid("session_cookie_name", "use letters, digits, '_', '-' or '.'"));
+                return Err(invalid(
+                    "session_cookie_name",
+                    "use letters, digits, '_', '-' or '.'",
+                ));
             }
-            if self.is_https() == false && name.starts_with("__Host-") {
-                return Err(invalid("session_cookie_name", "the __Host- prefix needs an https public_url"));
+            if !self.is_https() && name.starts_with("__Host-") {
+                return Err(invalid(
+                    "session_cookie_name",
+                    "the __Host- prefix needs an https public_url",
+                ));
             }
         }
         if self.max_concurrent_hashes == Some(0) {
@@ -222,7 +255,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -237,9 +273,19 @@ mod tests {
     fn environment_overrides_file_and_flags_override_environment() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("t.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\naccess_token_ttl = \"2m\"\n").unwrap();
-        let e = env(&[("TESSERA_ACCESS_TOKEN_TTL", "90s"), ("TESSERA_DATA_DIR", "/tmp/x")]);
-        let o = Overrides { data_dir: Some("/tmp/y".into()), ..Default::default() };
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\naccess_token_ttl = \"2m\"\n",
+        )
+        .unwrap();
+        let e = env(&[
+            ("TESSERA_ACCESS_TOKEN_TTL", "90s"),
+            ("TESSERA_DATA_DIR", "/tmp/x"),
+        ]);
+        let o = Overrides {
+            data_dir: Some("/tmp/y".into()),
+            ..Default::default()
+        };
         let s = Settings::load_from(Some(&file), e, &o).unwrap();
         assert_eq!(s.listen.port(), 9000);
         assert_eq!(s.access_token_ttl, Duration::from_secs(90));
@@ -258,13 +304,21 @@ mod tests {
         for (k, v, key) in [
             ("TESSERA_ACCESS_TOKEN_TTL", "0s", "access_token_ttl"),
             ("TESSERA_PUBLIC_URL", "ftp://x", "public_url"),
-            ("TESSERA_SESSION_IDLE_TIMEOUT", "48h", "session_idle_timeout"),
+            (
+                "TESSERA_SESSION_IDLE_TIMEOUT",
+                "48h",
+                "session_idle_timeout",
+            ),
         ] {
             let err = Settings::load_from(None, env(&[(k, v)]), &Overrides::default()).unwrap_err();
             assert!(err.to_string().contains(key), "{err}");
         }
-        let err = Settings::load_from(None, env(&[("TESSERA_LISTEN", "nope")]), &Overrides::default())
-            .unwrap_err();
+        let err = Settings::load_from(
+            None,
+            env(&[("TESSERA_LISTEN", "nope")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("listen"), "{err}");
     }
 

@@ -78,14 +78,20 @@ pub enum ApiError {
 impl ApiError {
     /// A 400 `invalid_request`.
     pub fn invalid_request(description: impl Into<String>) -> Self {
-        Self::BadRequest { code: "invalid_request", description: description.into() }
+        Self::BadRequest {
+            code: "invalid_request",
+            description: description.into(),
+        }
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(_) => Self::Unavailable { retry_after: 1, source: Some(Box::new(e)) },
+            StoreError::Unavailable(_) => Self::Unavailable {
+                retry_after: 1,
+                source: Some(Box::new(e)),
+            },
             StoreError::Conflict(what) => Self::Conflict(what),
             other => Self::Internal(Box::new(other)),
         }
@@ -95,7 +101,10 @@ impl From<StoreError> for ApiError {
 impl From<HashError> for ApiError {
     fn from(e: HashError) -> Self {
         match e {
-            HashError::Saturated => Self::Unavailable { retry_after: 1, source: Some(Box::new(e)) },
+            HashError::Saturated => Self::Unavailable {
+                retry_after: 1,
+                source: Some(Box::new(e)),
+            },
             other => Self::Internal(Box::new(other)),
         }
     }
@@ -121,16 +130,28 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         use StatusCode as S;
         let (status, code, description): (StatusCode, &str, Option<String>) = match &self {
-            Self::BadRequest { code, description } => (S::BAD_REQUEST, code, Some(description.clone())),
-            Self::Unauthorized { invalid_token: true } => {
-                (S::UNAUTHORIZED, "invalid_token", Some("the access token is invalid, expired or revoked".into()))
+            Self::BadRequest { code, description } => {
+                (S::BAD_REQUEST, code, Some(description.clone()))
             }
-            Self::Unauthorized { invalid_token: false } => {
-                (S::UNAUTHORIZED, "unauthorized", Some("authentication required".into()))
-            }
-            Self::InvalidCredentials => {
-                (S::UNAUTHORIZED, "invalid_credentials", Some("invalid username or password".into()))
-            }
+            Self::Unauthorized {
+                invalid_token: true,
+            } => (
+                S::UNAUTHORIZED,
+                "invalid_token",
+                Some("the access token is invalid, expired or revoked".into()),
+            ),
+            Self::Unauthorized {
+                invalid_token: false,
+            } => (
+                S::UNAUTHORIZED,
+                "unauthorized",
+                Some("authentication required".into()),
+            ),
+            Self::InvalidCredentials => (
+                S::UNAUTHORIZED,
+                "invalid_credentials",
+                Some("invalid username or password".into()),
+            ),
             Self::Forbidden(code) => (S::FORBIDDEN, code, None),
             Self::NotFound => (S::NOT_FOUND, "not_found", None),
             Self::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method_not_allowed", None),
@@ -141,7 +162,11 @@ impl IntoResponse for ApiError {
                 "unsupported_media_type",
                 Some("send application/json or application/x-www-form-urlencoded".into()),
             ),
-            Self::OAuth { status, code, description } => (*status, code, Some((*description).into())),
+            Self::OAuth {
+                status,
+                code,
+                description,
+            } => (*status, code, Some((*description).into())),
             Self::Unavailable { source, .. } => {
                 tracing::warn!(error = ?source, "dependency unavailable");
                 (S::SERVICE_UNAVAILABLE, "temporarily_unavailable", None)
@@ -151,12 +176,20 @@ impl IntoResponse for ApiError {
                 (S::INTERNAL_SERVER_ERROR, "server_error", None)
             }
         };
-        let body = Body { error: code, error_description: description.as_deref() };
+        let body = Body {
+            error: code,
+            error_description: description.as_deref(),
+        };
         let mut res = (status, axum::Json(body)).into_response();
         let headers = res.headers_mut();
         match &self {
-            Self::Unauthorized { invalid_token: true } => {
-                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(CHALLENGE_INVALID));
+            Self::Unauthorized {
+                invalid_token: true,
+            } => {
+                headers.insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static(CHALLENGE_INVALID),
+                );
             }
             Self::Unauthorized { .. } | Self::InvalidCredentials => {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(CHALLENGE));

@@ -55,7 +55,9 @@ pub struct KeyRing {
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyRing").field("kid", &self.active.kid).finish_non_exhaustive()
+        f.debug_struct("KeyRing")
+            .field("kid", &self.active.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -68,14 +70,25 @@ fn public_jwk(key: &EncodingKey, alg: Algorithm, kid: Option<&str>) -> Result<Jw
 
 /// A fresh Ed25519 key with its thumbprint `kid`.
 pub fn generate_ed25519(now: i64) -> Result<SigningKeyRecord, KeyError> {
-    let invalid = |m: String| KeyError::Invalid { kid: "new".into(), message: m };
+    let invalid = |m: String| KeyError::Invalid {
+        kid: "new".into(),
+        message: m,
+    };
     let doc = Ed25519KeyPair::generate_pkcs8v1(&SystemRandom::new())
         .map_err(|_| invalid("key generation failed".into()))?;
     let key = EncodingKey::from_ed_der(doc.as_ref());
     let kid = public_jwk(&key, Algorithm::EdDSA, None)
-        .and_then(|j| j.thumbprint(ThumbprintHash::SHA256).map_err(|e| e.to_string()))
+        .and_then(|j| {
+            j.thumbprint(ThumbprintHash::SHA256)
+                .map_err(|e| e.to_string())
+        })
         .map_err(invalid)?;
-    Ok(SigningKeyRecord { kid, alg: "EdDSA".into(), private_der: doc.as_ref().to_vec(), created_at: now })
+    Ok(SigningKeyRecord {
+        kid,
+        alg: "EdDSA".into(),
+        private_der: doc.as_ref().to_vec(),
+        created_at: now,
+    })
 }
 
 #[derive(Serialize)]
@@ -107,30 +120,59 @@ impl KeyRing {
         let mut jwks = JwkSet { keys: Vec::new() };
         let mut active = None;
         for r in records {
-            let invalid = |m: String| KeyError::Invalid { kid: r.kid.clone(), message: m };
-            let alg: Algorithm = r.alg.parse().map_err(|_| invalid(format!("unknown alg {}", r.alg)))?;
+            let invalid = |m: String| KeyError::Invalid {
+                kid: r.kid.clone(),
+                message: m,
+            };
+            let alg: Algorithm = r
+                .alg
+                .parse()
+                .map_err(|_| invalid(format!("unknown alg {}", r.alg)))?;
             if alg != Algorithm::EdDSA {
                 return Err(invalid("only EdDSA keys are supported".into()));
             }
             let key = EncodingKey::from_ed_der(&r.private_der);
             let jwk = public_jwk(&key, alg, Some(&r.kid)).map_err(invalid)?;
-            let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).map_err(|e| invalid(e.to_string()))?;
+            let decoding =
+                jsonwebtoken::DecodingKey::from_jwk(&jwk).map_err(|e| invalid(e.to_string()))?;
             keys.insert(r.kid.clone(), alg, decoding);
             jwks.keys.push(jwk);
-            let header = serde_json::to_vec(&JoseHeader { alg: &r.alg, typ: "at+jwt", kid: &r.kid })
-                .map_err(|e| invalid(e.to_string()))?;
-            active = Some(SigningKey { kid: r.kid.clone(), alg, key, header_b64: URL_SAFE_NO_PAD.encode(header) });
+            let header = serde_json::to_vec(&JoseHeader {
+                alg: &r.alg,
+                typ: "at+jwt",
+                kid: &r.kid,
+            })
+            .map_err(|e| invalid(e.to_string()))?;
+            active = Some(SigningKey {
+                kid: r.kid.clone(),
+                alg,
+                key,
+                header_b64: URL_SAFE_NO_PAD.encode(header),
+            });
         }
-        let active = active.ok_or_else(|| KeyError::Invalid { kid: "-".into(), message: "no signing key".into() })?;
-        let jwks_json = serde_json::to_string(&jwks)
-            .map_err(|e| KeyError::Invalid { kid: "-".into(), message: e.to_string() })?;
-        Ok(Self { active, verifier: Arc::new(Verifier::new(keys, policy)), jwks_json: jwks_json.into() })
+        let active = active.ok_or_else(|| KeyError::Invalid {
+            kid: "-".into(),
+            message: "no signing key".into(),
+        })?;
+        let jwks_json = serde_json::to_string(&jwks).map_err(|e| KeyError::Invalid {
+            kid: "-".into(),
+            message: e.to_string(),
+        })?;
+        Ok(Self {
+            active,
+            verifier: Arc::new(Verifier::new(keys, policy)),
+            jwks_json: jwks_json.into(),
+        })
     }
 
     /// Sign `claims` as a compact JWS with the active key and `typ: at+jwt`.
     pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, KeyError> {
         let payload = serde_json::to_vec(claims).map_err(|_| KeyError::Sign)?;
-        let message = format!("{}.{}", self.active.header_b64, URL_SAFE_NO_PAD.encode(payload));
+        let message = format!(
+            "{}.{}",
+            self.active.header_b64,
+            URL_SAFE_NO_PAD.encode(payload)
+        );
         let sig = jsonwebtoken::crypto::sign(message.as_bytes(), &self.active.key, self.active.alg)
             .map_err(|_| KeyError::Sign)?;
         Ok(format!("{message}.{sig}"))

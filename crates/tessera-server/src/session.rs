@@ -34,7 +34,12 @@ fn attributes(settings: &Settings) -> &'static str {
 /// `Set-Cookie` value carrying a session token. No `Max-Age`: the cookie ends with the
 /// browser session, and the server ends the session itself at its timeouts.
 pub fn set_cookie(settings: &Settings, token: &str) -> String {
-    format!("{}={}{}", settings.cookie_name(), token, attributes(settings))
+    format!(
+        "{}={}{}",
+        settings.cookie_name(),
+        token,
+        attributes(settings)
+    )
 }
 
 /// `Set-Cookie` value that makes the browser drop the session cookie.

@@ -49,7 +49,13 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
-        let state = AppState::new(Inner { settings, stores, passwords, keys, clock });
+        let state = AppState::new(Inner {
+            settings,
+            stores,
+            passwords,
+            keys,
+            clock,
+        });
         Ok(Self { listener, state })
     }
 
@@ -69,7 +75,10 @@ impl Application {
     }
 
     /// Serve until `shutdown` resolves; then stop accepting and finish in-flight requests.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let purge_state = self.state.clone();
         let purger = tokio::spawn(async move {
@@ -89,9 +98,12 @@ impl Application {
             }
         });
         let app = http::router(self.state);
-        let result = axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let result = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         let _ = stop_tx.send(true);
         let _ = purger.await;
         result

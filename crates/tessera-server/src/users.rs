@@ -15,7 +15,9 @@ pub fn normalize_username(raw: &str) -> Result<String, ApiError> {
     let name = raw.to_ascii_lowercase();
     let ok = !name.is_empty()
         && name.chars().count() <= MAX_USERNAME_CHARS
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-@".contains(&b));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-@".contains(&b));
     if ok {
         Ok(name)
     } else {
@@ -51,11 +53,16 @@ pub fn check_new_password(password: &str) -> Result<(), ApiError> {
 
 /// Roles are short lowercase words.
 pub fn check_role(role: &str) -> Result<(), ApiError> {
-    let ok = !role.is_empty() && role.len() <= 32 && role.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    let ok = !role.is_empty()
+        && role.len() <= 32
+        && role.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
     if ok {
         Ok(())
     } else {
-        Err(ApiError::BadRequest { code: "invalid_role", description: "roles are 1-32 characters of a-z and '_'".into() })
+        Err(ApiError::BadRequest {
+            code: "invalid_role",
+            description: "roles are 1-32 characters of a-z and '_'".into(),
+        })
     }
 }
 

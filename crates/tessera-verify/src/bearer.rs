@@ -68,7 +68,10 @@ mod tests {
 
     #[test]
     fn two_headers_or_empty_token_are_malformed() {
-        assert_eq!(parse(&["Bearer a", "Bearer b"]), Err(BearerError::Malformed));
+        assert_eq!(
+            parse(&["Bearer a", "Bearer b"]),
+            Err(BearerError::Malformed)
+        );
         assert_eq!(parse(&["Bearer "]), Err(BearerError::Malformed));
         assert_eq!(parse(&["Bearer"]), Err(BearerError::Malformed));
         assert_eq!(parse(&["Bearer a b"]), Err(BearerError::Malformed));

@@ -43,7 +43,11 @@ pub struct AccessClaims {
     #[serde(with = "numeric_date")]
     pub iat: i64,
     /// Not before, seconds since the Unix epoch (optional in tessera's tokens).
-    #[serde(default, with = "numeric_date_opt", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "numeric_date_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub nbf: Option<i64>,
     /// Unique token id: the handle by which one access token is revoked.
     pub jti: String,

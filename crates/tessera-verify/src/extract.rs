@@ -45,7 +45,11 @@ impl IntoResponse for BearerRejection {
                 "invalid_token",
             )
         } else {
-            (StatusCode::UNAUTHORIZED, r#"Bearer realm="tessera""#, "unauthorized")
+            (
+                StatusCode::UNAUTHORIZED,
+                r#"Bearer realm="tessera""#,
+                "unauthorized",
+            )
         };
         let body = format!(r#"{{"error":"{code}"}}"#);
         let mut res = (status, [("content-type", "application/json")], body).into_response();
@@ -63,13 +67,25 @@ where
     type Rejection = BearerRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let values = parts.headers.get_all(AUTHORIZATION).iter().map(|v| v.as_bytes());
+        let values = parts
+            .headers
+            .get_all(AUTHORIZATION)
+            .iter()
+            .map(|v| v.as_bytes());
         let token = match bearer_token(values) {
             Ok(Some(t)) => t,
             Ok(None) => {
-                return Err(BearerRejection { token_presented: false, malformed: false });
+                return Err(BearerRejection {
+                    token_presented: false,
+                    malformed: false,
+                });
             }
-            Err(_) => return Err(BearerRejection { token_presented: true, malformed: true }),
+            Err(_) => {
+                return Err(BearerRejection {
+                    token_presented: true,
+                    malformed: true,
+                });
+            }
         };
         let verifier = Arc::<Verifier>::from_ref(state);
         let now = SystemTime::now()
@@ -79,6 +95,9 @@ where
         verifier
             .verify(token, now)
             .map(Bearer)
-            .map_err(|_| BearerRejection { token_presented: true, malformed: false })
+            .map_err(|_| BearerRejection {
+                token_presented: true,
+                malformed: false,
+            })
     }
 }

@@ -117,8 +117,12 @@ impl KeySet {
 /// The algorithm a JWK may be used with, derived from its type and curve; a stated `alg`
 /// must agree with the type.
 fn algorithm_for(jwk: &Jwk, kid: &str) -> Result<Algorithm, KeySetError> {
-    let unsupported = || KeySetError::Unsupported { kid: kid.to_owned() };
-    let mismatch = || KeySetError::AlgorithmMismatch { kid: kid.to_owned() };
+    let unsupported = || KeySetError::Unsupported {
+        kid: kid.to_owned(),
+    };
+    let mismatch = || KeySetError::AlgorithmMismatch {
+        kid: kid.to_owned(),
+    };
     let stated = jwk.common.key_algorithm;
     let algorithm = match &jwk.algorithm {
         AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {

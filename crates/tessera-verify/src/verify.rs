@@ -145,7 +145,9 @@ impl Verifier {
         let (Some(h64), Some(p64), Some(s64), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(VerifyError::Malformed("expected three dot-separated segments"));
+            return Err(VerifyError::Malformed(
+                "expected three dot-separated segments",
+            ));
         };
 
         let header: Header = serde_json::from_slice(&b64(h64, "header encoding")?)

@@ -29,7 +29,11 @@ pub struct UserView {
 
 impl From<User> for UserView {
     fn from(u: User) -> Self {
-        Self { id: u.id, username: u.username, role: u.role }
+        Self {
+            id: u.id,
+            username: u.username,
+            role: u.role,
+        }
     }
 }
 
@@ -68,5 +72,10 @@ pub async fn me(p: Principal) -> Json<MeView> {
         Credential::Session { .. } => "session",
         Credential::Jwt { .. } => "jwt",
     };
-    Json(MeView { sub: p.user_id, username: p.username, role: p.role, auth })
+    Json(MeView {
+        sub: p.user_id,
+        username: p.username,
+        role: p.role,
+        auth,
+    })
 }

@@ -50,17 +50,24 @@ pub struct Principal {
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let now = state.clock.now();
-        let values = parts.headers.get_all(AUTHORIZATION).iter().map(|v| v.as_bytes());
+        let values = parts
+            .headers
+            .get_all(AUTHORIZATION)
+            .iter()
+            .map(|v| v.as_bytes());
         match bearer_token(values) {
             Err(_) => return Err(ApiError::invalid_request("malformed Authorization header")),
             Ok(Some(token)) => {
-                let claims = state
-                    .keys
-                    .verifier()
-                    .verify(token, now)
-                    .map_err(|_| ApiError::Unauthorized { invalid_token: true })?;
+                let claims = state.keys.verifier().verify(token, now).map_err(|_| {
+                    ApiError::Unauthorized {
+                        invalid_token: true,
+                    }
+                })?;
                 return Ok(Principal {
                     user_id: claims.sub,
                     username: claims.username,
@@ -72,10 +79,14 @@ impl FromRequestParts<AppState> for Principal {
         }
         let jar = CookieJar::from_headers(&parts.headers);
         let Some(cookie) = jar.get(&state.settings.cookie_name()) else {
-            return Err(ApiError::Unauthorized { invalid_token: false });
+            return Err(ApiError::Unauthorized {
+                invalid_token: false,
+            });
         };
         let token_hash = session::hash_token(cookie.value());
-        let unauthorized = ApiError::Unauthorized { invalid_token: false };
+        let unauthorized = ApiError::Unauthorized {
+            invalid_token: false,
+        };
         let Some(s) = state.stores.sessions.load_session(&token_hash, now).await? else {
             return Err(unauthorized);
         };
@@ -89,13 +100,20 @@ impl FromRequestParts<AppState> for Principal {
         let touch = state.settings.session_touch_interval.as_secs() as i64;
         if now - s.last_seen_at >= touch {
             let idle = state.settings.session_idle_timeout.as_secs() as i64;
-            state.stores.sessions.touch_session(&s.id, now, now + idle).await?;
+            state
+                .stores
+                .sessions
+                .touch_session(&s.id, now, now + idle)
+                .await?;
         }
         Ok(Principal {
             user_id: user.id,
             username: user.username,
             role: user.role,
-            credential: Credential::Session { id: s.id, token_hash },
+            credential: Credential::Session {
+                id: s.id,
+                token_hash,
+            },
         })
     }
 }

@@ -1,8 +1,8 @@
 //! Body extractors whose rejections are [`ApiError`]s, so that every malformed body gets
 //! the same JSON error shape (400, 413 or 415) instead of axum's plain-text defaults.
 
-use axum::extract::{FromRequest, Request};
 use axum::extract::rejection::{FormRejection, JsonRejection};
+use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
@@ -80,17 +80,26 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
             code: "invalid_request",
             description,
         };
-        let ct = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-        if !ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+        let ct = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !ct
+            .to_ascii_lowercase()
+            .starts_with("application/x-www-form-urlencoded")
+        {
             return Err(oauth("the body must be application/x-www-form-urlencoded"));
         }
-        let body = axum::body::Bytes::from_request(req, state).await.map_err(|r| {
-            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                oauth("the body could not be read")
-            }
-        })?;
+        let body = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| {
+                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    oauth("the body could not be read")
+                }
+            })?;
         let mut params = std::collections::HashMap::new();
         for (k, v) in url::form_urlencoded::parse(&body) {
             if params.insert(k.into_owned(), v.into_owned()).is_some() {

@@ -3,9 +3,9 @@
 //! [`router`] builds the whole app from an [`AppState`] without binding a socket, so it can
 //! be served by [`crate::startup::Application`] or driven directly.
 
+mod account;
 pub mod auth;
 pub mod extract;
-mod account;
 mod oauth;
 mod sessions;
 
@@ -85,7 +85,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/logout", post(sessions::logout))
         .route("/v1/token", post(oauth::token))
         // Nothing under /v1 may be cached: responses carry credentials or personal data.
-        .layer(SetResponseHeaderLayer::overriding(CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        .layer(SetResponseHeaderLayer::overriding(
+            CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
     Router::new()
         .merge(v1)
         .route("/.well-known/jwks.json", get(oauth::jwks))

@@ -22,9 +22,13 @@ pub async fn login(
     client: ClientInfo,
     JsonOrForm(body): JsonOrForm<Credentials>,
 ) -> Result<Response, ApiError> {
-    let Some(user) =
-        users::authenticate(state.stores.users.as_ref(), &state.passwords, &body.username, body.password)
-            .await?
+    let Some(user) = users::authenticate(
+        state.stores.users.as_ref(),
+        &state.passwords,
+        &body.username,
+        body.password,
+    )
+    .await?
     else {
         tracing::info!(event = "login_failed", "login failed");
         return Err(ApiError::InvalidCredentials);

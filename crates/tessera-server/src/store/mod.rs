@@ -93,8 +93,12 @@ pub trait SessionStore: Send + Sync + 'static {
         now: i64,
     ) -> Result<Option<SessionRecord>, StoreError>;
     /// Record use at `now`: `last_seen_at = now`, `idle_expires_at = min(new_idle, expires_at)`.
-    async fn touch_session(&self, id: &str, now: i64, idle_expires_at: i64)
-    -> Result<(), StoreError>;
+    async fn touch_session(
+        &self,
+        id: &str,
+        now: i64,
+        idle_expires_at: i64,
+    ) -> Result<(), StoreError>;
     /// Delete the session with this token hash; whether one existed.
     async fn delete_session(&self, token_hash: &[u8]) -> Result<bool, StoreError>;
     /// Delete every session expired at `now`; how many.
@@ -149,6 +153,10 @@ impl Stores {
     /// All stores backed by one SQLite database.
     pub fn sqlite(db: sqlite::SqliteStore) -> Self {
         let db = std::sync::Arc::new(db);
-        Self { users: db.clone(), sessions: db.clone(), keys: db }
+        Self {
+            users: db.clone(),
+            sessions: db.clone(),
+            keys: db,
+        }
     }
 }

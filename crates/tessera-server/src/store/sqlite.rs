@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::Row;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
 
 use super::{KeyStore, SessionRecord, SessionStore, SigningKeyRecord, StoreError, User, UserStore};
 
@@ -57,7 +60,10 @@ impl SqliteStore {
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if !dir.exists() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
@@ -240,14 +246,16 @@ impl KeyStore for SqliteStore {
     }
 
     async fn add_signing_key(&self, k: &SigningKeyRecord) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO signing_keys (kid, alg, private_der, created_at) VALUES (?, ?, ?, ?)")
-            .bind(&k.kid)
-            .bind(&k.alg)
-            .bind(&k.private_der)
-            .bind(k.created_at)
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_der, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&k.kid)
+        .bind(&k.alg)
+        .bind(&k.private_der)
+        .bind(k.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
         Ok(())
     }
 }

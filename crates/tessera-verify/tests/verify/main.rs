@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde_json::{Value, json};
-use tessera_verify::{KeySet, Policy, VerifyError, Verifier};
+use tessera_verify::{KeySet, Policy, Verifier, VerifyError};
 
 const ISS: &str = "http://127.0.0.1:8080";
 const AUD: &str = "tessera";
@@ -24,7 +24,13 @@ fn ed25519(kid: &str) -> (Signer, Jwk) {
     let key = EncodingKey::from_ed_der(doc.as_ref());
     let mut jwk = Jwk::from_encoding_key(&key, Algorithm::EdDSA).unwrap();
     jwk.common.key_id = Some(kid.into());
-    (Signer { kid: kid.into(), key }, jwk)
+    (
+        Signer {
+            kid: kid.into(),
+            key,
+        },
+        jwk,
+    )
 }
 
 fn setup() -> (Signer, Verifier) {
@@ -56,7 +62,12 @@ fn sign_raw(s: &Signer, alg: Algorithm, header: &str, payload: &str) -> String {
 }
 
 fn sign(s: &Signer, header: &Value, claims: &Value) -> String {
-    sign_raw(s, Algorithm::EdDSA, &header.to_string(), &claims.to_string())
+    sign_raw(
+        s,
+        Algorithm::EdDSA,
+        &header.to_string(),
+        &claims.to_string(),
+    )
 }
 
 #[test]
@@ -91,10 +102,16 @@ fn future_nbf_and_iat_are_refused() {
     let (s, v) = setup();
     let mut c = claims();
     c["nbf"] = json!(NOW + 120);
-    assert_eq!(v.verify(&sign(&s, &header(&s), &c), NOW), Err(VerifyError::NotYetValid));
+    assert_eq!(
+        v.verify(&sign(&s, &header(&s), &c), NOW),
+        Err(VerifyError::NotYetValid)
+    );
     let mut c = claims();
     c["iat"] = json!(NOW + 120);
-    assert_eq!(v.verify(&sign(&s, &header(&s), &c), NOW), Err(VerifyError::NotYetValid));
+    assert_eq!(
+        v.verify(&sign(&s, &header(&s), &c), NOW),
+        Err(VerifyError::NotYetValid)
+    );
 }
 
 #[test]
@@ -102,10 +119,16 @@ fn wrong_issuer_and_audience_are_refused() {
     let (s, v) = setup();
     let mut c = claims();
     c["iss"] = json!("http://evil.example");
-    assert_eq!(v.verify(&sign(&s, &header(&s), &c), NOW), Err(VerifyError::WrongIssuer));
+    assert_eq!(
+        v.verify(&sign(&s, &header(&s), &c), NOW),
+        Err(VerifyError::WrongIssuer)
+    );
     let mut c = claims();
     c["aud"] = json!(["other"]);
-    assert_eq!(v.verify(&sign(&s, &header(&s), &c), NOW), Err(VerifyError::WrongAudience));
+    assert_eq!(
+        v.verify(&sign(&s, &header(&s), &c), NOW),
+        Err(VerifyError::WrongAudience)
+    );
     let mut c = claims();
     c["aud"] = json!(["other", AUD]);
     assert!(v.verify(&sign(&s, &header(&s), &c), NOW).is_ok());
@@ -114,7 +137,16 @@ fn wrong_issuer_and_audience_are_refused() {
 #[test]
 fn every_required_claim_is_required() {
     let (s, v) = setup();
-    for missing in ["iss", "sub", "aud", "exp", "iat", "jti", "client_id", "role"] {
+    for missing in [
+        "iss",
+        "sub",
+        "aud",
+        "exp",
+        "iat",
+        "jti",
+        "client_id",
+        "role",
+    ] {
         let mut c = claims();
         c.as_object_mut().unwrap().remove(missing);
         assert_eq!(
@@ -128,8 +160,13 @@ fn every_required_claim_is_required() {
 #[test]
 fn non_numeric_and_out_of_range_dates_are_refused() {
     let (s, v) = setup();
-    for exp in [json!("1800000300"), json!(-1), json!(1e300), json!(253_402_300_800i64), json!(null)]
-    {
+    for exp in [
+        json!("1800000300"),
+        json!(-1),
+        json!(1e300),
+        json!(253_402_300_800i64),
+        json!(null),
+    ] {
         let mut c = claims();
         c["exp"] = exp.clone();
         assert_eq!(
@@ -165,7 +202,10 @@ fn alg_none_and_alg_swaps_are_refused() {
     // HS256 keyed with the public key bytes: the classic key-confusion attack.
     let mut h = header(&s);
     h["alg"] = json!("HS256");
-    let hs = Signer { kid: "k1".into(), key: EncodingKey::from_secret(b"public-key-bytes") };
+    let hs = Signer {
+        kid: "k1".into(),
+        key: EncodingKey::from_secret(b"public-key-bytes"),
+    };
     let t = sign_raw(&hs, Algorithm::HS256, &h.to_string(), &claims().to_string());
     assert_eq!(v.verify(&t, NOW), Err(VerifyError::AlgorithmMismatch));
 }
@@ -200,7 +240,10 @@ fn wrong_or_missing_typ_is_refused() {
                 h.as_object_mut().unwrap().remove("typ");
             }
         }
-        assert_eq!(v.verify(&sign(&s, &h, &claims()), NOW), Err(VerifyError::WrongType));
+        assert_eq!(
+            v.verify(&sign(&s, &h, &claims()), NOW),
+            Err(VerifyError::WrongType)
+        );
     }
 }
 
@@ -238,10 +281,19 @@ fn non_canonical_base64_and_json_serialization_are_refused() {
     let t2 = format!("{body}{sibling}");
     assert!(matches!(v.verify(&t2, NOW), Err(VerifyError::Malformed(_))));
     let padded = format!("{t}==");
-    assert!(matches!(v.verify(&padded, NOW), Err(VerifyError::Malformed(_))));
+    assert!(matches!(
+        v.verify(&padded, NOW),
+        Err(VerifyError::Malformed(_))
+    ));
     let json_serialization = r#"{"payload":"e30","signatures":[]}"#;
-    assert!(matches!(v.verify(json_serialization, NOW), Err(VerifyError::Malformed(_))));
-    assert!(matches!(v.verify("a.b.c.d", NOW), Err(VerifyError::Malformed(_))));
+    assert!(matches!(
+        v.verify(json_serialization, NOW),
+        Err(VerifyError::Malformed(_))
+    ));
+    assert!(matches!(
+        v.verify("a.b.c.d", NOW),
+        Err(VerifyError::Malformed(_))
+    ));
 }
 
 #[test]
@@ -253,7 +305,8 @@ fn oversized_tokens_are_refused_before_parsing() {
 
 #[test]
 fn jwks_with_symmetric_keys_or_without_kid_is_refused() {
-    let mut oct = Jwk::from_encoding_key(&EncodingKey::from_secret(b"s"), Algorithm::HS256).unwrap();
+    let mut oct =
+        Jwk::from_encoding_key(&EncodingKey::from_secret(b"s"), Algorithm::HS256).unwrap();
     oct.common.key_id = Some("h".into());
     assert!(KeySet::from_jwks(&JwkSet { keys: vec![oct] }).is_err());
     let (_, mut jwk) = ed25519("x");
@@ -264,9 +317,16 @@ fn jwks_with_symmetric_keys_or_without_kid_is_refused() {
 #[test]
 fn hs256_works_only_when_inserted_explicitly() {
     let mut keys = KeySet::new();
-    keys.insert("h1", Algorithm::HS256, DecodingKey::from_secret(b"0123456789abcdef0123456789abcdef"));
+    keys.insert(
+        "h1",
+        Algorithm::HS256,
+        DecodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+    );
     let v = Verifier::new(keys, Policy::new(ISS, AUD));
-    let s = Signer { kid: "h1".into(), key: EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef") };
+    let s = Signer {
+        kid: "h1".into(),
+        key: EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+    };
     let h = json!({"alg":"HS256","typ":"at+jwt","kid":"h1"});
     let t = sign_raw(&s, Algorithm::HS256, &h.to_string(), &claims().to_string());
     assert!(v.verify(&t, NOW).is_ok());

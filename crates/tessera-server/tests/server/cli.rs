@@ -1,0 +1,194 @@
+//! The `tessera` binary itself: the README walkthrough, user creation from stdin, and
+//! configuration errors at start-up.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tessera");
+
+fn tessera(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.env("TESSERA_DATA_DIR", dir.join("data"))
+        .env_remove("RUST_LOG");
+    c
+}
+
+fn add_user(dir: &std::path::Path, name: &str, role: &str, password: &str) -> std::process::Output {
+    let mut child = tessera(dir)
+        .args(["user", "add", name, "--role", role])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Kills the server when the test ends, pass or fail.
+struct Server(std::process::Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(dir: &std::path::Path) -> (Server, String) {
+    let mut child = tessera(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("tessera listening on ")
+        .unwrap()
+        .to_owned();
+    (Server(child), base)
+}
+
+#[tokio::test]
+async fn the_readme_walkthrough_works_against_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = add_user(dir.path(), "alice", "admin", "wonderland");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created user alice"));
+    let (_server, base) = serve(dir.path());
+    let http = reqwest::Client::new();
+
+    // Session mode.
+    let res = http
+        .post(format!("{base}/v1/login"))
+        .json(&serde_json::json!({"username":"alice","password":"wonderland"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let me: Value = http
+        .get(format!("{base}/v1/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["auth"], "session");
+    assert_eq!(me["username"], "alice");
+    let res = http
+        .post(format!("{base}/v1/logout"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(
+        http.get(format!("{base}/v1/me"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+
+    // JWT mode.
+    let tok: Value = http
+        .post(format!("{base}/v1/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", "wonderland"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let at = tok["access_token"].as_str().unwrap();
+    let me: Value = http
+        .get(format!("{base}/v1/me"))
+        .bearer_auth(at)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["auth"], "jwt");
+    assert_eq!(me["username"], "alice");
+}
+
+#[test]
+fn user_add_refuses_a_duplicate_and_a_weak_password() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        add_user(dir.path(), "bob", "user", "long enough")
+            .status
+            .success()
+    );
+    let dup = add_user(dir.path(), "bob", "user", "long enough");
+    assert!(!dup.status.success());
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("username taken"));
+    let weak = add_user(dir.path(), "carol", "user", "short");
+    assert!(!weak.status.success());
+}
+
+#[test]
+fn invalid_configuration_fails_at_start_with_a_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tessera(dir.path())
+        .args(["serve"])
+        .env("TESSERA_ACCESS_TOKEN_TTL", "2h")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("access_token_ttl") && err.contains("1h"),
+        "{err}"
+    );
+
+    let out = tessera(dir.path())
+        .args(["serve"])
+        .env("TESSERA_LISTN", "x")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listn"));
+
+    let cfg = dir.path().join("tessera.toml");
+    std::fs::write(&cfg, "listen = 8080\n").unwrap();
+    let out = tessera(dir.path())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listen"));
+}

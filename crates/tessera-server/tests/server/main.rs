@@ -1,0 +1,11 @@
+//! Integration tests: the real server over HTTP on ephemeral ports, real SQLite files.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod cli;
+mod errors;
+mod jwt_mode;
+mod restart;
+mod session_mode;
+mod store_conformance;

@@ -1,0 +1,160 @@
+//! One conformance suite for the store traits, run against every backend.
+//!
+//! `conformance!(module, async-expression-yielding Stores)` instantiates every test for a
+//! backend. Add a line at the bottom for each new backend.
+
+use tessera_server::store::{SessionRecord, SigningKeyRecord, StoreError, Stores, User};
+
+pub fn user(name: &str) -> User {
+    User {
+        id: uuid::Uuid::new_v4().to_string(),
+        username: name.into(),
+        role: "user".into(),
+        password_hash: "$argon2id$fake".into(),
+        disabled: false,
+        created_at: 1000,
+    }
+}
+
+pub fn session(user_id: &str, hash: u8, now: i64, idle: i64, absolute: i64) -> SessionRecord {
+    SessionRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        token_hash: vec![hash; 32],
+        user_id: user_id.into(),
+        created_at: now,
+        last_seen_at: now,
+        idle_expires_at: now + idle,
+        expires_at: now + absolute,
+        user_agent: Some("ua".into()),
+        ip: Some("127.0.0.1".into()),
+    }
+}
+
+pub async fn users_roundtrip_and_unique_names(s: Stores) {
+    let u = user("alice");
+    s.users.create_user(&u).await.unwrap();
+    assert_eq!(
+        s.users.user_by_name("alice").await.unwrap(),
+        Some(u.clone())
+    );
+    assert_eq!(s.users.user_by_id(&u.id).await.unwrap(), Some(u.clone()));
+    assert_eq!(s.users.user_by_name("nobody").await.unwrap(), None);
+    let err = s.users.create_user(&user("alice")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+}
+
+pub async fn sessions_hide_expired_and_cap_renewal(s: Stores) {
+    let u = user("alice");
+    s.users.create_user(&u).await.unwrap();
+    let rec = session(&u.id, 1, 1000, 100, 500);
+    s.sessions.create_session(&rec).await.unwrap();
+    assert_eq!(
+        s.sessions
+            .load_session(&rec.token_hash, 1000)
+            .await
+            .unwrap(),
+        Some(rec.clone())
+    );
+    assert_eq!(s.sessions.load_session(&[9; 32], 1000).await.unwrap(), None);
+    assert_eq!(
+        s.sessions
+            .load_session(&rec.token_hash, 1100)
+            .await
+            .unwrap(),
+        None,
+        "idle-expired"
+    );
+    s.sessions.touch_session(&rec.id, 1090, 1190).await.unwrap();
+    let t = s
+        .sessions
+        .load_session(&rec.token_hash, 1100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((t.last_seen_at, t.idle_expires_at), (1090, 1190));
+    s.sessions.touch_session(&rec.id, 1450, 1550).await.unwrap();
+    let t = s
+        .sessions
+        .load_session(&rec.token_hash, 1450)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        t.idle_expires_at, 1500,
+        "renewal never passes the absolute expiry"
+    );
+    assert_eq!(
+        s.sessions
+            .load_session(&rec.token_hash, 1500)
+            .await
+            .unwrap(),
+        None,
+        "absolute-expired"
+    );
+}
+
+pub async fn sessions_delete_and_purge(s: Stores) {
+    let u = user("alice");
+    s.users.create_user(&u).await.unwrap();
+    let a = session(&u.id, 1, 1000, 100, 500);
+    let b = session(&u.id, 2, 1000, 1000, 5000);
+    s.sessions.create_session(&a).await.unwrap();
+    s.sessions.create_session(&b).await.unwrap();
+    assert_eq!(s.sessions.purge_expired_sessions(1200).await.unwrap(), 1);
+    assert!(s.sessions.delete_session(&b.token_hash).await.unwrap());
+    assert!(!s.sessions.delete_session(&b.token_hash).await.unwrap());
+    assert_eq!(
+        s.sessions.load_session(&b.token_hash, 1000).await.unwrap(),
+        None
+    );
+}
+
+pub async fn signing_keys_roundtrip(s: Stores) {
+    assert!(s.keys.signing_keys().await.unwrap().is_empty());
+    let k = SigningKeyRecord {
+        kid: "k1".into(),
+        alg: "EdDSA".into(),
+        private_der: vec![1, 2, 3],
+        created_at: 5,
+    };
+    s.keys.add_signing_key(&k).await.unwrap();
+    assert_eq!(s.keys.signing_keys().await.unwrap(), vec![k]);
+}
+
+macro_rules! conformance {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test]
+            async fn users_roundtrip_and_unique_names() {
+                super::users_roundtrip_and_unique_names($make.await).await
+            }
+            #[tokio::test]
+            async fn sessions_hide_expired_and_cap_renewal() {
+                super::sessions_hide_expired_and_cap_renewal($make.await).await
+            }
+            #[tokio::test]
+            async fn sessions_delete_and_purge() {
+                super::sessions_delete_and_purge($make.await).await
+            }
+            #[tokio::test]
+            async fn signing_keys_roundtrip() {
+                super::signing_keys_roundtrip($make.await).await
+            }
+        }
+    };
+}
+
+async fn sqlite() -> Stores {
+    // The directory is leaked on purpose: it must outlive the pool, and the OS temp dir is
+    // cleaned by the harness run, not by each test.
+    let dir = tempfile::tempdir().unwrap().keep();
+    Stores::sqlite(
+        tessera_server::store::sqlite::SqliteStore::open(&dir)
+            .await
+            .unwrap(),
+    )
+}
+
+conformance!(sqlite_backend, sqlite());
