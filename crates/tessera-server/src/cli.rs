@@ -50,6 +50,22 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Manage OAuth clients (resource servers that revoke and introspect tokens).
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Register a confidential client; prints its id and secret once (only a hash is kept).
+    Add {
+        /// A name for the client.
+        name: String,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +132,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "created user {} ({}), role {}",
                 user.username, user.id, user.role
             );
+            Ok(())
+        }
+        Command::Client {
+            command: ClientCommand::Add { name, common },
+        } => {
+            let settings = settings(&common, None, None)?;
+            let stores = open_stores(&settings).await?;
+            let new = crate::clients::create(stores.clients.as_ref(), &name, SystemClock.now())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("client_id={}", new.client.id);
+            println!("client_secret={}", new.secret);
+            eprintln!("Store the secret now: it is not kept and cannot be shown again.");
             Ok(())
         }
     }

@@ -47,6 +47,21 @@ pub struct Settings {
     /// Name of the session cookie. Default: `__Host-tessera_session` when `public_url` is
     /// https, `tessera_session` otherwise.
     pub session_cookie_name: Option<String>,
+    /// Absolute lifetime of a refresh family (one JWT-mode login): no refresh extends past
+    /// it. Default `30d`.
+    #[serde(with = "humantime_serde")]
+    pub refresh_absolute_lifetime: Duration,
+    /// A refresh family unused for this long ends. Default `7d`.
+    #[serde(with = "humantime_serde")]
+    pub refresh_idle_lifetime: Duration,
+    /// After a refresh token is exchanged, presenting it again within this period returns
+    /// the same new pair (a client whose response was lost is not logged out); after it,
+    /// the reuse revokes the whole family. Default `10s`; at most `60s`.
+    ///
+    /// # Security
+    /// Within the period, whoever holds the old token can obtain the new pair once. Keep it short.
+    #[serde(with = "humantime_serde")]
+    pub refresh_grace_period: Duration,
     /// How many Argon2id hashes may run at once; further logins wait their turn. Default:
     /// half the CPUs (at least 1), so that a login flood leaves cores for everything else.
     pub max_concurrent_hashes: Option<usize>,
@@ -69,6 +84,9 @@ impl Default for Settings {
             session_absolute_timeout: Duration::from_secs(12 * 3600),
             session_touch_interval: Duration::from_secs(60),
             session_cookie_name: None,
+            refresh_absolute_lifetime: Duration::from_secs(30 * 86400),
+            refresh_idle_lifetime: Duration::from_secs(7 * 86400),
+            refresh_grace_period: Duration::from_secs(10),
             max_concurrent_hashes: None,
             hash_queue_timeout: Duration::from_secs(10),
         }
@@ -217,6 +235,17 @@ impl Settings {
                     "the __Host- prefix needs an https public_url",
                 ));
             }
+        }
+        if self.refresh_idle_lifetime.is_zero()
+            || self.refresh_idle_lifetime > self.refresh_absolute_lifetime
+        {
+            return Err(invalid(
+                "refresh_idle_lifetime",
+                "must be at least 1s and at most refresh_absolute_lifetime",
+            ));
+        }
+        if secs(self.refresh_grace_period) > 60 {
+            return Err(invalid("refresh_grace_period", "must be at most 60s"));
         }
         if self.max_concurrent_hashes == Some(0) {
             return Err(invalid("max_concurrent_hashes", "must be at least 1"));

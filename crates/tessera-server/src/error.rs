@@ -194,8 +194,14 @@ impl IntoResponse for ApiError {
             Self::Unauthorized { .. } | Self::InvalidCredentials => {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(CHALLENGE));
             }
-            Self::OAuth { .. } => {
+            Self::OAuth { status, .. } => {
                 headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                if *status == StatusCode::UNAUTHORIZED {
+                    headers.insert(
+                        WWW_AUTHENTICATE,
+                        HeaderValue::from_static(r#"Basic realm="tessera""#),
+                    );
+                }
             }
             Self::Unavailable { retry_after, .. } => {
                 headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after));

@@ -8,6 +8,9 @@
 //! - [`password`]: Argon2id under a concurrency bound; [`users`]: account rules.
 //! - [`session`]: session tokens (hashed at rest) and cookies.
 //! - [`keys`]: the signing key ring and its published JWKS.
+//! - [`tokens`]: access tokens from refresh families; rotation with reuse detection.
+//! - [`revocation`]: the in-memory revocation list and the one user-wide revocation path.
+//! - [`clients`]: confidential OAuth clients and HTTP Basic client authentication.
 //! - [`http`]: routes, the [`http::auth::Principal`] extractor and body extractors;
 //!   [`error::ApiError`] is the one error type that becomes a response.
 //! - [`startup`]: `Application::build(settings)` → `port()` → `run_until(shutdown)`.
@@ -17,13 +20,16 @@
 //! embed without pulling in any of this.
 
 pub mod cli;
+pub mod clients;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod keys;
 pub mod password;
+pub mod revocation;
 pub mod session;
 pub mod startup;
 pub mod store;
+pub mod tokens;
 pub mod users;

@@ -46,6 +46,9 @@ impl Application {
             .context("loading signing keys")?;
         let passwords = Passwords::new(settings.hash_slots(), settings.hash_queue_timeout)
             .context("initialising password hashing")?;
+        let revocations = crate::revocation::RevocationList::load(&stores, clock.now())
+            .await
+            .context("loading revocation state")?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
@@ -55,6 +58,7 @@ impl Application {
             passwords,
             keys,
             clock,
+            revocations,
         });
         Ok(Self { listener, state })
     }
@@ -87,6 +91,7 @@ impl Application {
                 tokio::select! {
                     _ = tick.tick() => {
                         let now = purge_state.clock.now();
+                        purge_state.revocations.purge(now);
                         match purge_state.stores.sessions.purge_expired_sessions(now).await {
                             Ok(n) if n > 0 => tracing::debug!(purged = n, "expired sessions purged"),
                             Ok(_) => {}

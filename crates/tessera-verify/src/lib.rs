@@ -41,7 +41,7 @@ pub mod extract;
 pub use claims::{AccessClaims, Audience};
 pub use jsonwebtoken::Algorithm;
 pub use keys::{KeySet, KeySetError, VerifyingKey};
-pub use verify::{Policy, Verifier, VerifyError};
+pub use verify::{NoRevocation, Policy, RevocationCheck, Verifier, VerifyError};
 
 /// The JWT `typ` header value of an RFC 9068 access token.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";

@@ -85,6 +85,34 @@ pub enum VerifyError {
     /// A required claim is missing or has the wrong type or range.
     #[error("invalid claims")]
     InvalidClaims,
+    /// The token is valid but has been revoked (its `jti`, its session family, or every
+    /// token of its user issued before a cut-off).
+    #[error("token revoked")]
+    Revoked,
+}
+
+/// Revocation state consulted after a token's signature and claims have been checked.
+///
+/// Implementations must answer from memory in O(1): this runs on every request. tessera's
+/// server implements it over revoked `jti`s, revoked families (`sid`) and per-user
+/// "not before" instants.
+pub trait RevocationCheck {
+    /// Whether a token with these (already verified) claims has been revoked.
+    fn is_revoked(&self, claims: &AccessClaims) -> bool;
+}
+
+/// No revocation state: a verified token is accepted until it expires.
+///
+/// # Security
+/// Only for services that accept that a logged-out user's token lives on until `exp`.
+/// Keep access-token lifetimes short if you use it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoRevocation;
+
+impl RevocationCheck for NoRevocation {
+    fn is_revoked(&self, _: &AccessClaims) -> bool {
+        false
+    }
 }
 
 /// The JOSE header of a tessera access token. Members tessera never uses but that an
@@ -136,8 +164,19 @@ impl Verifier {
 
     /// Verify `token` as of `now` (seconds since the Unix epoch) and return its claims.
     ///
-    /// `now` is a parameter so that callers (and tests) own the clock.
+    /// `now` is a parameter so that callers (and tests) own the clock. No revocation state
+    /// is consulted: see [`Verifier::verify_with`].
     pub fn verify(&self, token: &str, now: i64) -> Result<AccessClaims, VerifyError> {
+        self.verify_with(token, now, &NoRevocation)
+    }
+
+    /// Verify `token` as of `now`, then ask `revocations` whether it has been revoked.
+    pub fn verify_with(
+        &self,
+        token: &str,
+        now: i64,
+        revocations: &dyn RevocationCheck,
+    ) -> Result<AccessClaims, VerifyError> {
         if token.len() > self.policy.max_token_bytes {
             return Err(VerifyError::TooLarge);
         }
@@ -192,6 +231,9 @@ impl Verifier {
         let claims: AccessClaims =
             serde_json::from_slice(&payload).map_err(|_| VerifyError::InvalidClaims)?;
         self.check_claims(&claims, now)?;
+        if revocations.is_revoked(&claims) {
+            return Err(VerifyError::Revoked);
+        }
         Ok(claims)
     }
 

@@ -31,6 +31,10 @@ pub enum Credential {
     Jwt {
         /// Token id.
         jti: String,
+        /// Expiry (a revoked `jti` is remembered until then).
+        exp: i64,
+        /// The refresh family the token belongs to.
+        sid: Option<String>,
     },
 }
 
@@ -55,6 +59,15 @@ impl FromRequestParts<AppState> for Principal {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let now = state.clock.now();
+        // Tokens in URLs end up in logs and Referer headers: tessera accepts none, and a
+        // request that tries is refused rather than silently half-understood.
+        if parts.uri.query().is_some_and(|q| {
+            url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "access_token")
+        }) {
+            return Err(ApiError::invalid_request(
+                "access tokens are accepted only in the Authorization header",
+            ));
+        }
         let values = parts
             .headers
             .get_all(AUTHORIZATION)
@@ -72,7 +85,11 @@ impl FromRequestParts<AppState> for Principal {
                     user_id: claims.sub,
                     username: claims.username,
                     role: claims.role,
-                    credential: Credential::Jwt { jti: claims.jti },
+                    credential: Credential::Jwt {
+                        jti: claims.jti,
+                        exp: claims.exp,
+                        sid: claims.sid,
+                    },
                 });
             }
             Ok(None) => {}

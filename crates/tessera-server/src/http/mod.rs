@@ -47,6 +47,8 @@ pub struct Inner {
     pub keys: KeyRing,
     /// The clock every expiry decision reads.
     pub clock: Arc<dyn Clock>,
+    /// Revocation state every token verification consults.
+    pub revocations: crate::revocation::RevocationList,
 }
 
 impl AppState {
@@ -83,7 +85,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/me", get(account::me))
         .route("/v1/login", post(sessions::login))
         .route("/v1/logout", post(sessions::logout))
+        .route("/v1/logout-all", post(sessions::logout_all))
         .route("/v1/token", post(oauth::token))
+        .route("/v1/revoke", post(oauth::revoke))
+        .route("/v1/introspect", post(oauth::introspect))
         // Nothing under /v1 may be cached: responses carry credentials or personal data.
         .layer(SetResponseHeaderLayer::overriding(
             CACHE_CONTROL,

@@ -1,18 +1,21 @@
-//! JWT mode and OAuth metadata: `POST /v1/token` (RFC 6749), the JWKS (RFC 7517) and the
-//! authorization server metadata (RFC 8414).
+//! JWT mode and OAuth: the token endpoint (RFC 6749), revocation (RFC 7009),
+//! introspection (RFC 7662), the JWKS (RFC 7517) and the server metadata (RFC 8414).
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use serde_json::json;
-use tessera_verify::{AccessClaims, Audience};
+use serde_json::{Value, json};
 
+use super::auth::ClientInfo;
 use super::extract::OAuthForm;
 use super::{AppState, public_cache};
+use crate::clients;
 use crate::error::ApiError;
+use crate::session;
+use crate::store::Client;
+use crate::tokens::{self, PUBLIC_CLIENT};
 use crate::users;
 
 /// How long clients may cache the JWKS. Key rotation must publish a new key at least this
@@ -27,80 +30,241 @@ fn oauth(code: &'static str, description: &'static str) -> ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct TokenResponse {
-    access_token: String,
-    token_type: &'static str,
-    expires_in: u64,
+fn no_store(body: Value) -> Response {
+    (
+        [(CACHE_CONTROL, "no-store"), (PRAGMA, "no-cache")],
+        Json(body),
+    )
+        .into_response()
 }
 
-/// The token endpoint. Supports `grant_type=password` (RFC 6749 §4.3).
+/// The client making a token request: an authenticated confidential client, or the
+/// built-in public client when no credentials are sent. A confidential client's id sent
+/// without its secret is refused: it must authenticate.
+async fn token_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &std::collections::HashMap<String, String>,
+) -> Result<String, ApiError> {
+    if let Some(client) = clients::authenticate(state.stores.clients.as_ref(), headers).await? {
+        if form.get("client_id").is_some_and(|id| *id != client.id) {
+            return Err(oauth(
+                "invalid_request",
+                "client_id does not match the authenticated client",
+            ));
+        }
+        return Ok(client.id);
+    }
+    match form.get("client_id").map(String::as_str) {
+        None | Some(PUBLIC_CLIENT) => Ok(PUBLIC_CLIENT.to_owned()),
+        Some(_) => Err(ApiError::OAuth {
+            status: StatusCode::UNAUTHORIZED,
+            code: "invalid_client",
+            description: "confidential clients must authenticate with HTTP Basic",
+        }),
+    }
+}
+
+/// The token endpoint: `grant_type=password` (RFC 6749 §4.3) and `refresh_token` (§6).
 pub async fn token(
     State(state): State<AppState>,
+    headers: HeaderMap,
+    client: ClientInfo,
     OAuthForm(form): OAuthForm,
 ) -> Result<Response, ApiError> {
     let grant = form
         .get("grant_type")
         .ok_or(oauth("invalid_request", "grant_type is required"))?;
-    if grant != "password" {
-        return Err(oauth("unsupported_grant_type", "supported: password"));
-    }
-    let (Some(username), Some(password)) = (form.get("username"), form.get("password")) else {
-        return Err(oauth(
-            "invalid_request",
-            "username and password are required",
-        ));
+    let client_id = token_client(&state, &headers, &form).await?;
+    let pair = match grant.as_str() {
+        "password" => {
+            let (Some(username), Some(password)) = (form.get("username"), form.get("password"))
+            else {
+                return Err(oauth(
+                    "invalid_request",
+                    "username and password are required",
+                ));
+            };
+            let user = users::authenticate(
+                state.stores.users.as_ref(),
+                &state.passwords,
+                username,
+                password.clone(),
+            )
+            .await
+            .map_err(|e| match e {
+                ApiError::BadRequest { .. } => {
+                    oauth("invalid_request", "malformed username or password")
+                }
+                other => other,
+            })?;
+            let Some(user) = user else {
+                tracing::info!(
+                    event = "login_failed",
+                    grant = "password",
+                    "password grant failed"
+                );
+                let now = state.clock.now();
+                state
+                    .stores
+                    .audit
+                    .record(now, "login_failed", None, &json!({"grant": "password"}))
+                    .await?;
+                return Err(oauth("invalid_grant", "invalid username or password"));
+            };
+            let pair = tokens::issue_for_login(&state, &user, &client_id, client).await?;
+            state
+                .stores
+                .audit
+                .record(
+                    state.clock.now(),
+                    "login",
+                    Some(&user.id),
+                    &json!({"mode": "jwt", "client_id": client_id}),
+                )
+                .await?;
+            tracing::info!(event = "login", mode = "jwt", user_id = %user.id, "refresh family opened");
+            pair
+        }
+        "refresh_token" => {
+            let presented = form
+                .get("refresh_token")
+                .ok_or(oauth("invalid_request", "refresh_token is required"))?;
+            tokens::refresh(&state, presented, &client_id).await?
+        }
+        _ => {
+            return Err(oauth(
+                "unsupported_grant_type",
+                "supported: password, refresh_token",
+            ));
+        }
     };
-    let user = users::authenticate(
-        state.stores.users.as_ref(),
-        &state.passwords,
-        username,
-        password.clone(),
-    )
-    .await
-    .map_err(|e| match e {
-        ApiError::BadRequest { .. } => oauth("invalid_request", "malformed username or password"),
-        other => other,
-    })?
-    .ok_or_else(|| {
-        tracing::info!(
-            event = "login_failed",
-            grant = "password",
-            "password grant failed"
-        );
-        oauth("invalid_grant", "invalid username or password")
-    })?;
+    Ok(no_store(json!({
+        "access_token": pair.access_token,
+        "token_type": "Bearer",
+        "expires_in": pair.expires_in,
+        "refresh_token": pair.refresh_token,
+    })))
+}
+
+/// Endpoints for resource servers require an authenticated confidential client.
+async fn require_client(state: &AppState, headers: &HeaderMap) -> Result<Client, ApiError> {
+    clients::authenticate(state.stores.clients.as_ref(), headers)
+        .await?
+        .ok_or(ApiError::OAuth {
+            status: StatusCode::UNAUTHORIZED,
+            code: "invalid_client",
+            description: "client authentication (HTTP Basic) is required",
+        })
+}
+
+fn token_param(form: &std::collections::HashMap<String, String>) -> Result<&str, ApiError> {
+    form.get("token")
+        .map(String::as_str)
+        .ok_or(oauth("invalid_request", "token is required"))
+}
+
+/// Token revocation (RFC 7009). The hint is only a hint: the token's shape decides (a JWT
+/// is an access token, anything else is looked up as a refresh token). Unknown, invalid
+/// or already-expired tokens get 200: there is nothing left to revoke.
+pub async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OAuthForm(form): OAuthForm,
+) -> Result<Response, ApiError> {
+    let client = require_client(&state, &headers).await?;
+    let token = token_param(&form)?;
     let now = state.clock.now();
-    let ttl = state.settings.access_token_ttl.as_secs();
-    let client_id = form
-        .get("client_id")
-        .cloned()
-        .unwrap_or_else(|| "tessera".into());
-    let claims = AccessClaims {
-        iss: state.settings.public_url.clone(),
-        sub: user.id.clone(),
-        aud: Audience::One(state.settings.audience.clone()),
-        exp: now + ttl as i64,
-        iat: now,
-        nbf: None,
-        jti: uuid::Uuid::new_v4().to_string(),
-        client_id,
-        role: user.role,
-        username: user.username,
-        sid: None,
+    let not_yours = || {
+        oauth(
+            "unauthorized_client",
+            "the token was not issued to this client",
+        )
     };
-    let access_token = state.keys.sign(&claims)?;
-    tracing::info!(event = "token_issued", user_id = %user.id, jti = %claims.jti, "access token issued");
-    let body = TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: ttl,
+    if token.contains('.') {
+        if let Ok(claims) = state.keys.verifier().verify(token, now) {
+            if claims.client_id != client.id {
+                return Err(not_yours());
+            }
+            state
+                .stores
+                .revocations
+                .revoke_jti(&claims.jti, claims.exp)
+                .await?;
+            state.revocations.revoke_jti(&claims.jti, claims.exp);
+            state.stores.audit.record(now, "revoke", Some(&claims.sub), &json!({"token_type": "access_token", "jti": claims.jti, "client_id": client.id})).await?;
+        }
+    } else if let Some((_, family)) = state
+        .stores
+        .refresh
+        .find_refresh_token(&session::hash_token(token))
+        .await?
+    {
+        if family.client_id != client.id {
+            return Err(not_yours());
+        }
+        if state.stores.refresh.revoke_family(&family.id, now).await? {
+            state
+                .revocations
+                .revoke_family(&family.id, family.expires_at);
+            state.stores.audit.record(now, "revoke", Some(&family.user_id), &json!({"token_type": "refresh_token", "family_id": family.id, "client_id": client.id})).await?;
+        }
+    }
+    Ok(no_store(json!({})))
+}
+
+/// Token introspection (RFC 7662). Anything not currently valid — expired, revoked,
+/// forged, foreign, malformed, spent — is exactly `{"active": false}`.
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OAuthForm(form): OAuthForm,
+) -> Result<Response, ApiError> {
+    require_client(&state, &headers).await?;
+    let token = token_param(&form)?;
+    let now = state.clock.now();
+    let inactive = || no_store(json!({"active": false}));
+    if token.contains('.') {
+        let Ok(c) = state
+            .keys
+            .verifier()
+            .verify_with(token, now, &state.revocations)
+        else {
+            return Ok(inactive());
+        };
+        return Ok(no_store(json!({
+            "active": true, "sub": c.sub, "username": c.username, "role": c.role,
+            "exp": c.exp, "iat": c.iat, "iss": c.iss, "aud": c.aud, "jti": c.jti,
+            "client_id": c.client_id, "token_type": "Bearer", "sid": c.sid,
+        })));
+    }
+    let Some((rt, family)) = state
+        .stores
+        .refresh
+        .find_refresh_token(&session::hash_token(token))
+        .await?
+    else {
+        return Ok(inactive());
     };
-    Ok((
-        [(CACHE_CONTROL, "no-store"), (PRAGMA, "no-cache")],
-        Json(body),
-    )
-        .into_response())
+    if rt.spent_at.is_some() || !family.is_live(now) || state.revocations.family_revoked(&family.id)
+    {
+        return Ok(inactive());
+    }
+    let Some(user) = state
+        .stores
+        .users
+        .user_by_id(&family.user_id)
+        .await?
+        .filter(|u| !u.disabled)
+    else {
+        return Ok(inactive());
+    };
+    Ok(no_store(json!({
+        "active": true, "sub": user.id, "username": user.username, "role": user.role,
+        "exp": family.idle_expires_at.min(family.expires_at), "iat": rt.created_at,
+        "iss": state.settings.public_url, "aud": state.settings.audience, "jti": rt.id,
+        "client_id": family.client_id, "token_type": "refresh_token", "sid": family.id,
+    })))
 }
 
 /// The public signing keys (RFC 7517). Never contains private members.
@@ -109,9 +273,7 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
         [
             (
                 CONTENT_TYPE,
-                "application/jwk-set+json"
-                    .parse()
-                    .unwrap_or(axum::http::HeaderValue::from_static("application/json")),
+                HeaderValue::from_static("application/jwk-set+json"),
             ),
             (CACHE_CONTROL, public_cache(JWKS_MAX_AGE)),
         ],
@@ -127,9 +289,13 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
         "issuer": base,
         "token_endpoint": format!("{base}/v1/token"),
         "jwks_uri": format!("{base}/.well-known/jwks.json"),
-        "grant_types_supported": ["password"],
+        "revocation_endpoint": format!("{base}/v1/revoke"),
+        "introspection_endpoint": format!("{base}/v1/introspect"),
+        "grant_types_supported": ["password", "refresh_token"],
         "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": ["none"],
+        "token_endpoint_auth_methods_supported": ["none", "client_secret_basic"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
         "access_token_signing_alg_values_supported": state.keys.algorithms(),
     });
     (

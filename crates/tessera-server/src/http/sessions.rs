@@ -10,7 +10,10 @@ use super::AppState;
 use super::account::{Credentials, UserView};
 use super::auth::{ClientInfo, Credential, Principal};
 use super::extract::JsonOrForm;
+use serde_json::json;
+
 use crate::error::ApiError;
+use crate::revocation::{self, Keep};
 use crate::session;
 use crate::store::SessionRecord;
 use crate::users;
@@ -53,19 +56,71 @@ pub async fn login(
     Ok(([(SET_COOKIE, cookie)], Json(UserView::from(user))).into_response())
 }
 
-/// End the caller's session server-side and clear the cookie. The old cookie is refused
-/// from then on, whoever holds a copy.
+/// End the caller's login. Session: deleted server-side, cookie cleared. Bearer: the
+/// access token and its whole refresh family are revoked, so the same token is refused on
+/// the very next request.
 pub async fn logout(State(state): State<AppState>, p: Principal) -> Result<Response, ApiError> {
+    let now = state.clock.now();
     match p.credential {
         Credential::Session { token_hash, id } => {
             state.stores.sessions.delete_session(&token_hash).await?;
+            state
+                .stores
+                .audit
+                .record(now, "logout", Some(&p.user_id), &json!({"session_id": id}))
+                .await?;
             tracing::info!(event = "logout", user_id = %p.user_id, session_id = %id, "session closed");
             let cookie = session::clear_cookie(&state.settings);
             Ok((StatusCode::NO_CONTENT, [(SET_COOKIE, cookie)]).into_response())
         }
-        Credential::Jwt { .. } => Err(ApiError::BadRequest {
-            code: "unsupported_credential",
-            description: "JWT logout (revocation) is not available yet; discard the token".into(),
-        }),
+        Credential::Jwt { jti, exp, sid } => {
+            state.stores.revocations.revoke_jti(&jti, exp).await?;
+            state.revocations.revoke_jti(&jti, exp);
+            if let Some(sid) = &sid {
+                state.stores.refresh.revoke_family(sid, now).await?;
+                let expires_at = state
+                    .stores
+                    .refresh
+                    .family(sid)
+                    .await?
+                    .map_or(exp, |f| f.expires_at);
+                state.revocations.revoke_family(sid, expires_at);
+            }
+            state
+                .stores
+                .audit
+                .record(
+                    now,
+                    "logout",
+                    Some(&p.user_id),
+                    &json!({"jti": jti, "family_id": sid}),
+                )
+                .await?;
+            tracing::info!(event = "logout", user_id = %p.user_id, %jti, "access token and family revoked");
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
     }
+}
+
+/// End every session, refresh family and outstanding access token of the caller, in both
+/// modes, through the one revocation path.
+pub async fn logout_all(State(state): State<AppState>, p: Principal) -> Result<Response, ApiError> {
+    let now = state.clock.now();
+    revocation::revoke_user(
+        &state.stores,
+        &state.revocations,
+        &p.user_id,
+        Keep::NOTHING,
+        now,
+        "logout_all",
+        Some(&p.user_id),
+    )
+    .await?;
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    if matches!(p.credential, Credential::Session { .. }) {
+        if let Ok(v) = session::clear_cookie(&state.settings).parse() {
+            res.headers_mut().insert(SET_COOKIE, v);
+        }
+    }
+    Ok(res)
 }

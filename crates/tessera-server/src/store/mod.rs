@@ -1,6 +1,7 @@
 //! Storage behind traits, so that backends plug in without touching handlers.
 //!
-//! One trait per kind of record ([`UserStore`], [`SessionStore`], [`KeyStore`]). The
+//! One trait per kind of record ([`UserStore`], [`SessionStore`], [`KeyStore`],
+//! [`RefreshStore`], [`ClientStore`], [`RevocationStore`], [`AuditStore`]). The
 //! traits are object-safe (`async_trait`) because the backend is chosen by configuration
 //! at run time. Every backend runs the same conformance suite
 //! (`tests/server/store_conformance.rs`).
@@ -103,6 +104,197 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn delete_session(&self, token_hash: &[u8]) -> Result<bool, StoreError>;
     /// Delete every session expired at `now`; how many.
     async fn purge_expired_sessions(&self, now: i64) -> Result<u64, StoreError>;
+    /// The user's live sessions at `now`, oldest first.
+    async fn sessions_of_user(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Delete the session with this public id if it belongs to `user_id`; whether it did.
+    async fn delete_session_of_user(&self, id: &str, user_id: &str) -> Result<bool, StoreError>;
+    /// Delete all of the user's sessions except `keep` (a session id); how many.
+    async fn delete_sessions_of_user(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError>;
+}
+
+/// A refresh family: one login in JWT mode (one device). Every refresh token and every
+/// access token issued from that login belongs to it (`sid`), so revoking the family
+/// revokes them all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshFamily {
+    /// Family id (UUID): the `sid` of its access tokens.
+    pub id: String,
+    /// Owner.
+    pub user_id: String,
+    /// The client it was issued to; only that client may use or revoke it.
+    pub client_id: String,
+    /// Login time.
+    pub created_at: i64,
+    /// Last refresh.
+    pub last_used_at: i64,
+    /// Ends for want of use at this instant; slid forward by each refresh, capped by `expires_at`.
+    pub idle_expires_at: i64,
+    /// Absolute end: no refresh extends past it.
+    pub expires_at: i64,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<i64>,
+    /// `User-Agent` at login.
+    pub user_agent: Option<String>,
+    /// Client IP at login.
+    pub ip: Option<String>,
+}
+
+impl RefreshFamily {
+    /// Usable at `now`: not revoked, not expired.
+    pub fn is_live(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && now < self.idle_expires_at && now < self.expires_at
+    }
+}
+
+/// One refresh token, by hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    /// SHA-256 of the token.
+    pub token_hash: Vec<u8>,
+    /// Public id (UUID), shown as `jti` by introspection.
+    pub id: String,
+    /// The family it belongs to.
+    pub family_id: String,
+    /// Issue time.
+    pub created_at: i64,
+    /// When it was exchanged for a new pair.
+    pub spent_at: Option<i64>,
+    /// The pair that replaced it, sealed under a key only its holder can derive.
+    pub sealed: Option<Vec<u8>>,
+}
+
+/// Refresh families and their tokens.
+#[async_trait]
+pub trait RefreshStore: Send + Sync + 'static {
+    /// Store a new family with its first token.
+    async fn create_family(
+        &self,
+        family: &RefreshFamily,
+        token: &RefreshToken,
+    ) -> Result<(), StoreError>;
+    /// The token with this hash and its family, whatever their state.
+    async fn find_refresh_token(
+        &self,
+        hash: &[u8],
+    ) -> Result<Option<(RefreshToken, RefreshFamily)>, StoreError>;
+    /// Atomically exchange a token: if `old_hash` is unspent, mark it spent at `now` with
+    /// `sealed`, insert `new`, and set the family's last use and idle expiry. `false` if
+    /// the token was already spent (someone else won the race, or it is being replayed).
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &[u8],
+        now: i64,
+        sealed: &[u8],
+        new: &RefreshToken,
+        idle_expires_at: i64,
+    ) -> Result<bool, StoreError>;
+    /// Revoke a family at `now`; whether it was live.
+    async fn revoke_family(&self, family_id: &str, now: i64) -> Result<bool, StoreError>;
+    /// Revoke all of the user's families except `keep`; the ids revoked, with their expiry.
+    async fn revoke_families_of_user(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError>;
+    /// The user's live families at `now`.
+    async fn families_of_user(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<RefreshFamily>, StoreError>;
+    /// The family with this id.
+    async fn family(&self, id: &str) -> Result<Option<RefreshFamily>, StoreError>;
+    /// Families revoked and not yet expired at `now` (their access tokens may still be
+    /// around), with their expiry.
+    async fn revoked_families(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError>;
+}
+
+/// A confidential OAuth client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    /// Client id.
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// SHA-256 of the secret (the secret is 256 random bits: a slow hash adds nothing).
+    pub secret_hash: Vec<u8>,
+    /// Creation time.
+    pub created_at: i64,
+}
+
+/// OAuth clients.
+#[async_trait]
+pub trait ClientStore: Send + Sync + 'static {
+    /// Add a client.
+    async fn create_client(&self, client: &Client) -> Result<(), StoreError>;
+    /// The client with this id.
+    async fn client_by_id(&self, id: &str) -> Result<Option<Client>, StoreError>;
+}
+
+/// Durable revocation state for access tokens; the in-memory
+/// [`RevocationList`](crate::revocation::RevocationList) is loaded from it.
+#[async_trait]
+pub trait RevocationStore: Send + Sync + 'static {
+    /// Revoke one access token until its expiry.
+    async fn revoke_jti(&self, jti: &str, expires_at: i64) -> Result<(), StoreError>;
+    /// Revoked `jti`s not yet expired at `now`.
+    async fn revoked_jtis(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Revoke every token of the user issued before `at`.
+    async fn set_not_before(&self, user_id: &str, at: i64) -> Result<(), StoreError>;
+    /// Every user's "not before".
+    async fn not_befores(&self) -> Result<Vec<(String, i64)>, StoreError>;
+}
+
+/// A security-relevant event. `detail` never holds a secret.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AuditEvent {
+    /// Sequence number (assigned by the store).
+    pub id: i64,
+    /// When.
+    pub at: i64,
+    /// What, e.g. `login`, `refresh_reuse_detected`.
+    pub kind: String,
+    /// Whom it concerns.
+    pub user_id: Option<String>,
+    /// Structured detail.
+    pub detail: serde_json::Value,
+}
+
+/// Which audit events to list.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only this user's.
+    pub user_id: Option<String>,
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Only events with a smaller id (pagination cursor).
+    pub before_id: Option<i64>,
+    /// At most this many (newest first).
+    pub limit: u32,
+}
+
+/// The audit trail.
+#[async_trait]
+pub trait AuditStore: Send + Sync + 'static {
+    /// Append an event.
+    async fn record(
+        &self,
+        at: i64,
+        kind: &str,
+        user_id: Option<&str>,
+        detail: &serde_json::Value,
+    ) -> Result<(), StoreError>;
+    /// Events matching `filter`, newest first.
+    async fn events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
 }
 
 /// A signing key as stored (private material in PKCS#8 DER).
@@ -147,6 +339,14 @@ pub struct Stores {
     pub sessions: std::sync::Arc<dyn SessionStore>,
     /// Signing keys.
     pub keys: std::sync::Arc<dyn KeyStore>,
+    /// Refresh families.
+    pub refresh: std::sync::Arc<dyn RefreshStore>,
+    /// OAuth clients.
+    pub clients: std::sync::Arc<dyn ClientStore>,
+    /// Access-token revocations.
+    pub revocations: std::sync::Arc<dyn RevocationStore>,
+    /// Audit trail.
+    pub audit: std::sync::Arc<dyn AuditStore>,
 }
 
 impl Stores {
@@ -156,7 +356,11 @@ impl Stores {
         Self {
             users: db.clone(),
             sessions: db.clone(),
-            keys: db,
+            keys: db.clone(),
+            refresh: db.clone(),
+            clients: db.clone(),
+            revocations: db.clone(),
+            audit: db,
         }
     }
 }

@@ -15,7 +15,11 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-use super::{KeyStore, SessionRecord, SessionStore, SigningKeyRecord, StoreError, User, UserStore};
+use super::{
+    AuditEvent, AuditFilter, AuditStore, Client, ClientStore, KeyStore, RefreshFamily,
+    RefreshStore, RefreshToken, RevocationStore, SessionRecord, SessionStore, SigningKeyRecord,
+    StoreError, User, UserStore,
+};
 
 /// SQLite-backed store for users, sessions and signing keys.
 #[derive(Debug, Clone)]
@@ -214,6 +218,51 @@ impl SessionStore for SqliteStore {
         Ok(res.rows_affected() > 0)
     }
 
+    async fn sessions_of_user(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM sessions WHERE user_id = ? AND idle_expires_at > ? AND expires_at > ?
+             ORDER BY created_at, id",
+        )
+        .bind(user_id)
+        .bind(now)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(session_from)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn delete_session_of_user(&self, id: &str, user_id: &str) -> Result<bool, StoreError> {
+        let res = sqlx::query("DELETE FROM sessions WHERE id = ? AND user_id = ?")
+            .bind(id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    async fn delete_sessions_of_user(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let res = sqlx::query("DELETE FROM sessions WHERE user_id = ? AND id IS NOT ?")
+            .bind(user_id)
+            .bind(keep)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(res.rows_affected())
+    }
+
     async fn purge_expired_sessions(&self, now: i64) -> Result<u64, StoreError> {
         let res = sqlx::query("DELETE FROM sessions WHERE idle_expires_at <= ? OR expires_at <= ?")
             .bind(now)
@@ -257,5 +306,342 @@ impl KeyStore for SqliteStore {
         .await
         .map_err(backend)?;
         Ok(())
+    }
+}
+
+fn family_from(row: &SqliteRow) -> Result<RefreshFamily, sqlx::Error> {
+    Ok(RefreshFamily {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        client_id: row.try_get("client_id")?,
+        created_at: row.try_get("created_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+        idle_expires_at: row.try_get("idle_expires_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+        user_agent: row.try_get("user_agent")?,
+        ip: row.try_get("ip")?,
+    })
+}
+
+async fn insert_refresh_token<'e, E: sqlx::SqliteExecutor<'e>>(
+    exec: E,
+    t: &RefreshToken,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, id, family_id, created_at, spent_at, sealed)
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&t.token_hash)
+    .bind(&t.id)
+    .bind(&t.family_id)
+    .bind(t.created_at)
+    .bind(t.spent_at)
+    .bind(&t.sealed)
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl RefreshStore for SqliteStore {
+    async fn create_family(&self, f: &RefreshFamily, t: &RefreshToken) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO refresh_families (id, user_id, client_id, created_at, last_used_at,
+                 idle_expires_at, expires_at, revoked_at, user_agent, ip)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&f.id)
+        .bind(&f.user_id)
+        .bind(&f.client_id)
+        .bind(f.created_at)
+        .bind(f.last_used_at)
+        .bind(f.idle_expires_at)
+        .bind(f.expires_at)
+        .bind(f.revoked_at)
+        .bind(&f.user_agent)
+        .bind(&f.ip)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        insert_refresh_token(&mut *tx, t).await.map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn find_refresh_token(
+        &self,
+        hash: &[u8],
+    ) -> Result<Option<(RefreshToken, RefreshFamily)>, StoreError> {
+        let Some(row) = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+        else {
+            return Ok(None);
+        };
+        let token = (|| -> Result<RefreshToken, sqlx::Error> {
+            Ok(RefreshToken {
+                token_hash: row.try_get("token_hash")?,
+                id: row.try_get("id")?,
+                family_id: row.try_get("family_id")?,
+                created_at: row.try_get("created_at")?,
+                spent_at: row.try_get("spent_at")?,
+                sealed: row.try_get("sealed")?,
+            })
+        })()
+        .map_err(backend)?;
+        let Some(family) = self.family(&token.family_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some((token, family)))
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &[u8],
+        now: i64,
+        sealed: &[u8],
+        new: &RefreshToken,
+        idle_expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        // One transaction: the conditional UPDATE is the race's referee (SQLite serialises
+        // writers), and the sealed pair is written in the same statement that marks the
+        // token spent, so a loser that sees "spent" also sees the pair to return.
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let won = sqlx::query(
+            "UPDATE refresh_tokens SET spent_at = ?, sealed = ? WHERE token_hash = ? AND spent_at IS NULL",
+        )
+        .bind(now)
+        .bind(sealed)
+        .bind(old_hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected()
+            == 1;
+        if !won {
+            tx.rollback().await.map_err(backend)?;
+            return Ok(false);
+        }
+        insert_refresh_token(&mut *tx, new).await.map_err(backend)?;
+        sqlx::query(
+            "UPDATE refresh_families SET last_used_at = ?, idle_expires_at = MIN(?, expires_at) WHERE id = ?",
+        )
+        .bind(now)
+        .bind(idle_expires_at)
+        .bind(&new.family_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
+    }
+
+    async fn revoke_family(&self, family_id: &str, now: i64) -> Result<bool, StoreError> {
+        let res = sqlx::query(
+            "UPDATE refresh_families SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(family_id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    async fn revoke_families_of_user(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE refresh_families SET revoked_at = ?
+             WHERE user_id = ? AND id IS NOT ? AND revoked_at IS NULL RETURNING id, expires_at",
+        )
+        .bind(now)
+        .bind(user_id)
+        .bind(keep)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("expires_at")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(backend)
+    }
+
+    async fn families_of_user(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<RefreshFamily>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM refresh_families WHERE user_id = ? AND revoked_at IS NULL
+               AND idle_expires_at > ? AND expires_at > ? ORDER BY created_at, id",
+        )
+        .bind(user_id)
+        .bind(now)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(family_from)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn family(&self, id: &str) -> Result<Option<RefreshFamily>, StoreError> {
+        let row = sqlx::query("SELECT * FROM refresh_families WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(family_from).transpose().map_err(backend)
+    }
+
+    async fn revoked_families(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, expires_at FROM refresh_families WHERE revoked_at IS NOT NULL AND expires_at > ?",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("expires_at")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(backend)
+    }
+}
+
+#[async_trait]
+impl ClientStore for SqliteStore {
+    async fn create_client(&self, c: &Client) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO clients (id, name, secret_hash, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&c.id)
+            .bind(&c.name)
+            .bind(&c.secret_hash)
+            .bind(c.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn client_by_id(&self, id: &str) -> Result<Option<Client>, StoreError> {
+        let row = sqlx::query("SELECT * FROM clients WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| -> Result<Client, sqlx::Error> {
+            Ok(Client {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                secret_hash: r.try_get("secret_hash")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .transpose()
+        .map_err(backend)
+    }
+}
+
+#[async_trait]
+impl RevocationStore for SqliteStore {
+    async fn revoke_jti(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?) ON CONFLICT(jti) DO NOTHING")
+            .bind(jti)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn revoked_jtis(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > ?")
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("jti")?, r.try_get("expires_at")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(backend)
+    }
+
+    async fn set_not_before(&self, user_id: &str, at: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET not_before = MAX(COALESCE(not_before, 0), ?) WHERE id = ?")
+            .bind(at)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn not_befores(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT id, not_before FROM users WHERE not_before IS NOT NULL")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("not_before")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(backend)
+    }
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn record(
+        &self,
+        at: i64,
+        kind: &str,
+        user_id: Option<&str>,
+        detail: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO audit_events (at, kind, user_id, detail) VALUES (?, ?, ?, ?)")
+            .bind(at)
+            .bind(kind)
+            .bind(user_id)
+            .bind(detail.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn events(&self, f: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_events
+             WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR id < ?3)
+             ORDER BY id DESC LIMIT ?4",
+        )
+        .bind(&f.user_id)
+        .bind(&f.kind)
+        .bind(f.before_id)
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|r| -> Result<AuditEvent, sqlx::Error> {
+                let detail: String = r.try_get("detail")?;
+                Ok(AuditEvent {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    kind: r.try_get("kind")?,
+                    user_id: r.try_get("user_id")?,
+                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map_err(backend)
     }
 }

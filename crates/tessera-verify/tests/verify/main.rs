@@ -359,3 +359,20 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn revocation_state_is_consulted_after_verification() {
+    struct RevokeJti(&'static str);
+    impl tessera_verify::RevocationCheck for RevokeJti {
+        fn is_revoked(&self, c: &tessera_verify::AccessClaims) -> bool {
+            c.jti == self.0
+        }
+    }
+    let (s, v) = setup();
+    let t = sign(&s, &header(&s), &claims());
+    assert_eq!(
+        v.verify_with(&t, NOW, &RevokeJti("j1")),
+        Err(VerifyError::Revoked)
+    );
+    assert!(v.verify_with(&t, NOW, &RevokeJti("other")).is_ok());
+}
