@@ -76,7 +76,7 @@ impl FromRequestParts<AppState> for Principal {
         match bearer_token(values) {
             Err(_) => return Err(ApiError::invalid_request("malformed Authorization header")),
             Ok(Some(token)) => {
-                let claims = state.keys.verifier().verify(token, now).map_err(|_| {
+                let claims = state.keys.verifier().verify_with(token, now, &state.revocations).map_err(|_| {
                     ApiError::Unauthorized {
                         invalid_token: true,
                     }
