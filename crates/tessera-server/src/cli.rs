@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Overrides, Settings};
+use crate::keys;
 use crate::password::Passwords;
 use crate::startup::{Application, open_stores};
 use crate::users;
@@ -50,10 +51,39 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Manage signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Manage OAuth clients (resource servers that revoke and introspect tokens).
     Client {
         #[command(subcommand)]
         command: ClientCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Add a new signing key: published now, signing after `key_prepublish_delay`.
+    Rotate {
+        /// Algorithm of the new key (default: the `signing_algorithm` setting).
+        #[arg(long, value_parser = ["EdDSA", "ES256", "RS256"])]
+        algorithm: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Import a PKCS#8 PEM private key (Ed25519, P-256, RSA >= 2048 bits) as the next key.
+    Import {
+        /// The PEM file.
+        file: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List keys and their state (next / active / retiring / retired).
+    List {
+        #[command(flatten)]
+        common: Common,
     },
 }
 
@@ -134,6 +164,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Keys { command } => keys_command(command).await,
         Command::Client {
             command: ClientCommand::Add { name, common },
         } => {
@@ -148,6 +179,51 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
+    let now = SystemClock.now();
+    let (common, new) = match command {
+        KeysCommand::List { common } => {
+            let settings = settings(&common, None, None)?;
+            let stores = open_stores(&settings).await?;
+            let records = stores.keys.signing_keys().await?;
+            let lifetime = (settings.access_token_ttl + settings.jwt_leeway).as_secs() as i64;
+            println!("{:<45} {:<6} {:<9} activates_at", "kid", "alg", "state");
+            for (r, state) in records.iter().zip(keys::states(&records, now, lifetime)) {
+                let state = serde_json::to_value(state)?
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_owned();
+                println!("{:<45} {:<6} {:<9} {}", r.kid, r.alg, state, r.activates_at);
+            }
+            return Ok(());
+        }
+        KeysCommand::Rotate { algorithm, common } => {
+            let settings = settings(&common, None, None)?;
+            let alg = match algorithm.as_deref() {
+                Some(a) => serde_json::from_value(serde_json::Value::String(a.to_owned()))?,
+                None => settings.signing_algorithm,
+            };
+            let activates = now + settings.key_prepublish_delay.as_secs() as i64;
+            (common, keys::generate(alg, now, activates)?)
+        }
+        KeysCommand::Import { file, common } => {
+            let settings = settings(&common, None, None)?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let activates = now + settings.key_prepublish_delay.as_secs() as i64;
+            (common, keys::import_pem(&text, now, activates)?)
+        }
+    };
+    let settings = settings(&common, None, None)?;
+    let stores = open_stores(&settings).await?;
+    stores.keys.add_signing_key(&new).await?;
+    println!(
+        "added {} key {}: published now, signs from {} (unix time)",
+        new.alg, new.kid, new.activates_at
+    );
+    Ok(())
 }
 
 fn read_password() -> anyhow::Result<String> {

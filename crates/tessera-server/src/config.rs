@@ -62,6 +62,22 @@ pub struct Settings {
     /// Within the period, whoever holds the old token can obtain the new pair once. Keep it short.
     #[serde(with = "humantime_serde")]
     pub refresh_grace_period: Duration,
+    /// Algorithm of generated signing keys: `EdDSA` (default), `ES256` or `RS256`.
+    pub signing_algorithm: crate::keys::SigningAlgorithm,
+    /// A shared secret (at least 32 bytes) to sign and verify with HS256 instead. Default: unset.
+    ///
+    /// # Security
+    /// Every verifier then holds the signing secret and can mint tokens; nothing is
+    /// published in the JWKS. Use only when all verifiers are as trusted as the server.
+    pub hs256_secret: Option<Secret>,
+    /// A rotated key is published this long before it signs. Default `5m`, the JWKS
+    /// `max-age`: shorter risks verifiers with a cached JWKS refusing new tokens.
+    #[serde(with = "humantime_serde")]
+    pub key_prepublish_delay: Duration,
+    /// How often a running server re-reads its keys (picking up `tessera keys rotate`).
+    /// Default `5s`.
+    #[serde(with = "humantime_serde")]
+    pub key_reload_interval: Duration,
     /// How many Argon2id hashes may run at once; further logins wait their turn. Default:
     /// half the CPUs (at least 1), so that a login flood leaves cores for everything else.
     pub max_concurrent_hashes: Option<usize>,
@@ -87,9 +103,24 @@ impl Default for Settings {
             refresh_absolute_lifetime: Duration::from_secs(30 * 86400),
             refresh_idle_lifetime: Duration::from_secs(7 * 86400),
             refresh_grace_period: Duration::from_secs(10),
+            signing_algorithm: crate::keys::SigningAlgorithm::EdDSA,
+            hs256_secret: None,
+            key_prepublish_delay: Duration::from_secs(300),
+            key_reload_interval: Duration::from_secs(5),
             max_concurrent_hashes: None,
             hash_queue_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+/// A secret setting: never printed by `Debug`.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
     }
 }
 
@@ -247,6 +278,15 @@ impl Settings {
         if secs(self.refresh_grace_period) > 60 {
             return Err(invalid("refresh_grace_period", "must be at most 60s"));
         }
+        if self.hs256_secret.as_ref().is_some_and(|s| s.0.len() < 32) {
+            return Err(invalid(
+                "hs256_secret",
+                "must be at least 32 bytes (generate one: openssl rand -base64 48)",
+            ));
+        }
+        if self.key_reload_interval.is_zero() {
+            return Err(invalid("key_reload_interval", "must be at least 1ms"));
+        }
         if self.max_concurrent_hashes == Some(0) {
             return Err(invalid("max_concurrent_hashes", "must be at least 1"));
         }
@@ -349,6 +389,16 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let secret = "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t";
+        let e = env(&[("TESSERA_HS256_SECRET", secret)]);
+        let s = Settings::load_from(None, e, &Overrides::default()).unwrap();
+        assert!(!format!("{s:?}").contains(secret));
+        let e = env(&[("TESSERA_HS256_SECRET", "short")]);
+        assert!(Settings::load_from(None, e, &Overrides::default()).is_err());
     }
 
     #[test]

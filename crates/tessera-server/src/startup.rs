@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::http::{self, AppState, Inner};
-use crate::keys::KeyRing;
+use crate::keys::{KeyPolicy, Keys};
 use crate::password::Passwords;
 use crate::store::Stores;
 use crate::store::sqlite::SqliteStore;
@@ -41,7 +41,16 @@ impl Application {
         let stores = open_stores(&settings).await?;
         let mut policy = Policy::new(settings.public_url.clone(), settings.audience.clone());
         policy.leeway_secs = settings.jwt_leeway.as_secs() as i64;
-        let keys = KeyRing::load_or_create(stores.keys.as_ref(), policy, clock.now())
+        let key_policy = KeyPolicy {
+            policy,
+            algorithm: settings.signing_algorithm,
+            hs256_secret: settings
+                .hs256_secret
+                .as_ref()
+                .map(|s| Arc::from(s.0.as_bytes())),
+            token_lifetime: (settings.access_token_ttl + settings.jwt_leeway).as_secs() as i64,
+        };
+        let keys = Keys::load_or_create(stores.keys.as_ref(), key_policy, clock.now())
             .await
             .context("loading signing keys")?;
         let passwords = Passwords::new(settings.hash_slots(), settings.hash_queue_timeout)
@@ -85,6 +94,24 @@ impl Application {
     ) -> std::io::Result<()> {
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let purge_state = self.state.clone();
+        let mut key_stop = stop_rx.clone();
+        let key_state = self.state.clone();
+        // Re-read keys periodically: rotation by `tessera keys rotate` (or by another
+        // instance) reaches this one without a restart, and keys move through their states.
+        let key_reloader = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(key_state.settings.key_reload_interval);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        let now = key_state.clock.now();
+                        if let Err(e) = key_state.keys.reload(key_state.stores.keys.as_ref(), now).await {
+                            tracing::warn!(error = ?e, "key reload failed; keeping the current keys");
+                        }
+                    }
+                    _ = key_stop.changed() => break,
+                }
+            }
+        });
         let purger = tokio::spawn(async move {
             let mut tick = tokio::time::interval(PURGE_INTERVAL);
             loop {
@@ -111,6 +138,7 @@ impl Application {
         .await;
         let _ = stop_tx.send(true);
         let _ = purger.await;
+        let _ = key_reloader.await;
         result
     }
 }

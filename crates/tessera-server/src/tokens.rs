@@ -74,7 +74,7 @@ pub fn access_token(
         username: user.username.clone(),
         sid: Some(family.id.clone()),
     };
-    Ok((state.keys.sign(&claims)?, exp - now))
+    Ok((state.keys.ring().sign(&claims, now)?, exp - now))
 }
 
 fn new_refresh(family_id: &str, now: i64) -> Result<(String, RefreshToken), ApiError> {
@@ -180,10 +180,8 @@ async fn replay(
 ) -> Result<TokenPair, ApiError> {
     let grace = state.settings.refresh_grace_period.as_secs() as i64;
     let within = token.spent_at.is_some_and(|at| now - at <= grace);
-    if within {
-        if let Some(pair) = token.sealed.as_deref().and_then(|s| unseal(presented, s)) {
-            return Ok(pair);
-        }
+    if within && let Some(pair) = token.sealed.as_deref().and_then(|s| unseal(presented, s)) {
+        return Ok(pair);
     }
     if state.stores.refresh.revoke_family(&family.id, now).await? {
         state

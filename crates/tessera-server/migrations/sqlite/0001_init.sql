@@ -21,9 +21,12 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_user ON sessions(user_id);
 CREATE INDEX sessions_expiry ON sessions(idle_expires_at);
 
+-- Signing keys. A key is published from created_at, signs from activates_at (when it
+-- becomes the newest activated key), and is withdrawn once every token it signed expired.
 CREATE TABLE signing_keys (
-    kid         TEXT PRIMARY KEY NOT NULL,
-    alg         TEXT NOT NULL,
-    private_der BLOB NOT NULL,
-    created_at  INTEGER NOT NULL
+    kid          TEXT PRIMARY KEY NOT NULL,
+    alg          TEXT NOT NULL,
+    private_pem  TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    activates_at INTEGER NOT NULL
 );

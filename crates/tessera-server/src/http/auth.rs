@@ -76,11 +76,14 @@ impl FromRequestParts<AppState> for Principal {
         match bearer_token(values) {
             Err(_) => return Err(ApiError::invalid_request("malformed Authorization header")),
             Ok(Some(token)) => {
-                let claims = state.keys.verifier().verify_with(token, now, &state.revocations).map_err(|_| {
-                    ApiError::Unauthorized {
+                let claims = state
+                    .keys
+                    .ring()
+                    .verifier()
+                    .verify_with(token, now, &state.revocations)
+                    .map_err(|_| ApiError::Unauthorized {
                         invalid_token: true,
-                    }
-                })?;
+                    })?;
                 return Ok(Principal {
                     user_id: claims.sub,
                     username: claims.username,

@@ -24,7 +24,7 @@ use tower_http::trace::TraceLayer;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::ApiError;
-use crate::keys::KeyRing;
+use crate::keys::Keys;
 use crate::password::Passwords;
 use crate::store::Stores;
 
@@ -43,8 +43,8 @@ pub struct Inner {
     pub stores: Stores,
     /// Password hashing.
     pub passwords: Passwords,
-    /// Signing keys and the verifier.
-    pub keys: KeyRing,
+    /// Signing keys and the verifier (swapped live on rotation).
+    pub keys: Keys,
     /// The clock every expiry decision reads.
     pub clock: Arc<dyn Clock>,
     /// Revocation state every token verification consults.

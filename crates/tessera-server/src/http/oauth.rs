@@ -182,7 +182,7 @@ pub async fn revoke(
         )
     };
     if token.contains('.') {
-        if let Ok(claims) = state.keys.verifier().verify(token, now) {
+        if let Ok(claims) = state.keys.ring().verifier().verify(token, now) {
             if claims.client_id != client.id {
                 return Err(not_yours());
             }
@@ -227,6 +227,7 @@ pub async fn introspect(
     if token.contains('.') {
         let Ok(c) = state
             .keys
+            .ring()
             .verifier()
             .verify_with(token, now, &state.revocations)
         else {
@@ -277,7 +278,7 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
             ),
             (CACHE_CONTROL, public_cache(JWKS_MAX_AGE)),
         ],
-        state.keys.jwks_json().to_string(),
+        state.keys.ring().jwks_json().to_string(),
     )
         .into_response()
 }
@@ -296,7 +297,7 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
         "token_endpoint_auth_methods_supported": ["none", "client_secret_basic"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
-        "access_token_signing_alg_values_supported": state.keys.algorithms(),
+        "access_token_signing_alg_values_supported": state.keys.ring().algorithms(),
     });
     (
         [(

@@ -117,10 +117,10 @@ pub async fn logout_all(State(state): State<AppState>, p: Principal) -> Result<R
     )
     .await?;
     let mut res = StatusCode::NO_CONTENT.into_response();
-    if matches!(p.credential, Credential::Session { .. }) {
-        if let Ok(v) = session::clear_cookie(&state.settings).parse() {
-            res.headers_mut().insert(SET_COOKIE, v);
-        }
+    if matches!(p.credential, Credential::Session { .. })
+        && let Ok(v) = session::clear_cookie(&state.settings).parse()
+    {
+        res.headers_mut().insert(SET_COOKIE, v);
     }
     Ok(res)
 }

@@ -297,17 +297,19 @@ pub trait AuditStore: Send + Sync + 'static {
     async fn events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
 }
 
-/// A signing key as stored (private material in PKCS#8 DER).
+/// A signing key as stored (private material as PKCS#8 PEM).
 #[derive(Clone, PartialEq, Eq)]
 pub struct SigningKeyRecord {
     /// Key id (RFC 7638 thumbprint of the public JWK).
     pub kid: String,
-    /// JOSE algorithm name, e.g. `EdDSA`.
+    /// JOSE algorithm name: `EdDSA`, `ES256`, `RS256`.
     pub alg: String,
-    /// PKCS#8 DER private key.
-    pub private_der: Vec<u8>,
-    /// Creation time.
+    /// PKCS#8 PEM private key.
+    pub private_pem: String,
+    /// Creation time: published in the JWKS from then on.
     pub created_at: i64,
+    /// When it starts signing (the newest key activated by `now` signs).
+    pub activates_at: i64,
 }
 
 impl std::fmt::Debug for SigningKeyRecord {
@@ -315,8 +317,9 @@ impl std::fmt::Debug for SigningKeyRecord {
         f.debug_struct("SigningKeyRecord")
             .field("kid", &self.kid)
             .field("alg", &self.alg)
-            .field("private_der", &"<redacted>")
+            .field("private_pem", &"<redacted>")
             .field("created_at", &self.created_at)
+            .field("activates_at", &self.activates_at)
             .finish()
     }
 }
@@ -324,7 +327,7 @@ impl std::fmt::Debug for SigningKeyRecord {
 /// Signing keys.
 #[async_trait]
 pub trait KeyStore: Send + Sync + 'static {
-    /// Every stored key, oldest first.
+    /// Every stored key, in order of activation.
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
     /// Add a key.
     async fn add_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;

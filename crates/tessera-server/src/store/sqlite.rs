@@ -277,7 +277,7 @@ impl SessionStore for SqliteStore {
 #[async_trait]
 impl KeyStore for SqliteStore {
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid")
+        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY activates_at, created_at, kid")
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?;
@@ -286,8 +286,9 @@ impl KeyStore for SqliteStore {
                 Ok(SigningKeyRecord {
                     kid: r.try_get("kid")?,
                     alg: r.try_get("alg")?,
-                    private_der: r.try_get("private_der")?,
+                    private_pem: r.try_get("private_pem")?,
                     created_at: r.try_get("created_at")?,
+                    activates_at: r.try_get("activates_at")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -296,15 +297,19 @@ impl KeyStore for SqliteStore {
 
     async fn add_signing_key(&self, k: &SigningKeyRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO signing_keys (kid, alg, private_der, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO signing_keys (kid, alg, private_pem, created_at, activates_at) VALUES (?, ?, ?, ?, ?)",
         )
         .bind(&k.kid)
         .bind(&k.alg)
-        .bind(&k.private_der)
+        .bind(&k.private_pem)
         .bind(k.created_at)
+        .bind(k.activates_at)
         .execute(&self.pool)
         .await
-        .map_err(backend)?;
+        .map_err(|e| match e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict("key already present"),
+            e => backend(e),
+        })?;
         Ok(())
     }
 }

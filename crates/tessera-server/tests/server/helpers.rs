@@ -218,21 +218,36 @@ impl TestApp {
     pub async fn refresh(&self, refresh_token: &str) -> Response {
         self.client
             .post(self.url("/v1/token"))
-            .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token)])
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ])
             .send()
             .await
             .unwrap()
     }
 
     pub async fn add_client(&self, name: &str) -> TestClient {
-        let new = tessera_server::clients::create(self.state.stores.clients.as_ref(), name, self.state.clock.now())
-            .await
-            .unwrap();
-        TestClient { id: new.client.id, secret: new.secret }
+        let new = tessera_server::clients::create(
+            self.state.stores.clients.as_ref(),
+            name,
+            self.state.clock.now(),
+        )
+        .await
+        .unwrap();
+        TestClient {
+            id: new.client.id,
+            secret: new.secret,
+        }
     }
 
     /// POST a form to an OAuth endpoint with the client's Basic credentials.
-    pub async fn client_post(&self, client: &TestClient, path: &str, form: &[(&str, &str)]) -> Response {
+    pub async fn client_post(
+        &self,
+        client: &TestClient,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Response {
         self.client
             .post(self.url(path))
             .basic_auth(&client.id, Some(&client.secret))
@@ -243,14 +258,28 @@ impl TestApp {
     }
 
     pub async fn introspect(&self, client: &TestClient, token: &str) -> Value {
-        let res = self.client_post(client, "/v1/introspect", &[("token", token)]).await;
+        let res = self
+            .client_post(client, "/v1/introspect", &[("token", token)])
+            .await;
         assert_eq!(res.status(), 200);
         res.json().await.unwrap()
     }
 
     pub async fn audit_kinds(&self, user_id: &str) -> Vec<String> {
-        let filter = tessera_server::store::AuditFilter { user_id: Some(user_id.into()), limit: 100, ..Default::default() };
-        self.state.stores.audit.events(&filter).await.unwrap().into_iter().map(|e| e.kind).collect()
+        let filter = tessera_server::store::AuditFilter {
+            user_id: Some(user_id.into()),
+            limit: 100,
+            ..Default::default()
+        };
+        self.state
+            .stores
+            .audit
+            .events(&filter)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
     }
 }
 

@@ -6,6 +6,7 @@ mod helpers;
 mod cli;
 mod errors;
 mod jwt_mode;
+mod keys;
 mod oauth_clients;
 mod refresh;
 mod restart;

@@ -11,11 +11,22 @@ async fn jwt_logout_refuses_the_same_token_on_the_next_request() {
     let pair = app.token_pair("alice").await;
     let at = s(&pair["access_token"]);
     assert_eq!(app.me_with_bearer(at).await.status(), 200);
-    let res = app.client.post(app.url("/v1/logout")).bearer_auth(at).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url("/v1/logout"))
+        .bearer_auth(at)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 204);
     assert_error(app.me_with_bearer(at).await, 401, "invalid_token").await;
     // Its family is gone too: the refresh token no longer works.
-    assert_error(app.refresh(s(&pair["refresh_token"])).await, 400, "invalid_grant").await;
+    assert_error(
+        app.refresh(s(&pair["refresh_token"])).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -25,8 +36,18 @@ async fn jwt_logout_leaves_other_logins_alone() {
     let phone = app.token_pair("alice").await;
     let laptop = app.token_pair("alice").await;
     let cookie = app.session_cookie("alice").await;
-    app.client.post(app.url("/v1/logout")).bearer_auth(s(&phone["access_token"])).send().await.unwrap();
-    assert_eq!(app.me_with_bearer(s(&laptop["access_token"])).await.status(), 200);
+    app.client
+        .post(app.url("/v1/logout"))
+        .bearer_auth(s(&phone["access_token"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        app.me_with_bearer(s(&laptop["access_token"]))
+            .await
+            .status(),
+        200
+    );
     assert_eq!(app.refresh(s(&laptop["refresh_token"])).await.status(), 200);
     assert_eq!(app.me_with_cookie(&cookie).await.status(), 200);
 }
@@ -43,7 +64,11 @@ async fn logout_all_ends_everything_in_both_modes() {
         let p2 = app.token_pair("alice").await;
         let bob = app.token_pair("bob").await;
         let req = app.client.post(app.url("/v1/logout-all"));
-        let req = if via_session { req.header("cookie", &c1) } else { req.bearer_auth(s(&p1["access_token"])) };
+        let req = if via_session {
+            req.header("cookie", &c1)
+        } else {
+            req.bearer_auth(s(&p1["access_token"]))
+        };
         let res = req.send().await.unwrap();
         assert_eq!(res.status(), 204);
         if via_session {
@@ -53,14 +78,29 @@ async fn logout_all_ends_everything_in_both_modes() {
             assert_eq!(app.me_with_cookie(c).await.status(), 401);
         }
         for p in [&p1, &p2] {
-            assert_eq!(app.me_with_bearer(s(&p["access_token"])).await.status(), 401);
+            assert_eq!(
+                app.me_with_bearer(s(&p["access_token"])).await.status(),
+                401
+            );
             assert_eq!(app.refresh(s(&p["refresh_token"])).await.status(), 400);
         }
-        assert_eq!(app.me_with_bearer(s(&bob["access_token"])).await.status(), 200, "other users untouched");
+        assert_eq!(
+            app.me_with_bearer(s(&bob["access_token"])).await.status(),
+            200,
+            "other users untouched"
+        );
         // Logging in again afterwards works at once.
         let fresh = app.token_pair("alice").await;
-        assert_eq!(app.me_with_bearer(s(&fresh["access_token"])).await.status(), 200);
-        assert_eq!(app.me_with_cookie(&app.session_cookie("alice").await).await.status(), 200);
+        assert_eq!(
+            app.me_with_bearer(s(&fresh["access_token"])).await.status(),
+            200
+        );
+        assert_eq!(
+            app.me_with_cookie(&app.session_cookie("alice").await)
+                .await
+                .status(),
+            200
+        );
     }
 }
 
@@ -70,14 +110,38 @@ async fn revocations_survive_a_restart() {
     first.add_user("alice", "user").await;
     first.add_user("bob", "user").await;
     let logged_out = first.token_pair("alice").await;
-    first.client.post(first.url("/v1/logout")).bearer_auth(s(&logged_out["access_token"])).send().await.unwrap();
+    first
+        .client
+        .post(first.url("/v1/logout"))
+        .bearer_auth(s(&logged_out["access_token"]))
+        .send()
+        .await
+        .unwrap();
     let everywhere = first.token_pair("bob").await;
-    first.client.post(first.url("/v1/logout-all")).bearer_auth(s(&everywhere["access_token"])).send().await.unwrap();
+    first
+        .client
+        .post(first.url("/v1/logout-all"))
+        .bearer_auth(s(&everywhere["access_token"]))
+        .send()
+        .await
+        .unwrap();
     let (dir, clock) = (first.dir.clone(), first.clock.clone());
     first.stop().await;
     let second = TestApp::spawn_in(dir, clock, |_| {}).await;
-    assert_eq!(second.me_with_bearer(s(&logged_out["access_token"])).await.status(), 401);
-    assert_eq!(second.me_with_bearer(s(&everywhere["access_token"])).await.status(), 401);
+    assert_eq!(
+        second
+            .me_with_bearer(s(&logged_out["access_token"]))
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        second
+            .me_with_bearer(s(&everywhere["access_token"]))
+            .await
+            .status(),
+        401
+    );
 }
 
 #[tokio::test]
@@ -85,9 +149,20 @@ async fn a_token_in_the_query_string_is_refused() {
     let app = TestApp::spawn().await;
     app.add_user("alice", "user").await;
     let at = app.access_token("alice").await;
-    let res = app.client.get(app.url(&format!("/v1/me?access_token={at}"))).bearer_auth(&at).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url(&format!("/v1/me?access_token={at}")))
+        .bearer_auth(&at)
+        .send()
+        .await
+        .unwrap();
     assert_error(res, 400, "invalid_request").await;
-    let res = app.client.get(app.url(&format!("/v1/me?access_token={at}"))).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url(&format!("/v1/me?access_token={at}")))
+        .send()
+        .await
+        .unwrap();
     assert_error(res, 400, "invalid_request").await;
     let res: Value = app.me_with_bearer(&at).await.json().await.unwrap();
     assert_eq!(res["auth"], "jwt");

@@ -111,14 +111,24 @@ pub async fn sessions_delete_and_purge(s: Stores) {
 
 pub async fn signing_keys_roundtrip(s: Stores) {
     assert!(s.keys.signing_keys().await.unwrap().is_empty());
-    let k = SigningKeyRecord {
-        kid: "k1".into(),
+    let k = |kid: &str, activates_at| SigningKeyRecord {
+        kid: kid.into(),
         alg: "EdDSA".into(),
-        private_der: vec![1, 2, 3],
+        private_pem: "pem".into(),
         created_at: 5,
+        activates_at,
     };
-    s.keys.add_signing_key(&k).await.unwrap();
-    assert_eq!(s.keys.signing_keys().await.unwrap(), vec![k]);
+    s.keys.add_signing_key(&k("late", 50)).await.unwrap();
+    s.keys.add_signing_key(&k("early", 10)).await.unwrap();
+    assert_eq!(
+        s.keys.signing_keys().await.unwrap(),
+        vec![k("early", 10), k("late", 50)],
+        "in order of activation"
+    );
+    assert!(matches!(
+        s.keys.add_signing_key(&k("early", 10)).await,
+        Err(StoreError::Conflict(_))
+    ));
 }
 
 macro_rules! conformance {
