@@ -38,6 +38,19 @@ pub async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
 impl Application {
     /// Open stores, load or create keys, bind `settings.listen`.
     pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.listen))?;
+        Self::build_on(listener, settings, clock).await
+    }
+
+    /// As [`Application::build`], on a listener bound by the caller (so that a test can
+    /// know its address, and make it the public URL, before the server starts).
+    pub async fn build_on(
+        listener: TcpListener,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         let stores = open_stores(&settings).await?;
         let mut policy = Policy::new(settings.public_url.clone(), settings.audience.clone());
         policy.leeway_secs = settings.jwt_leeway.as_secs() as i64;
@@ -58,9 +71,6 @@ impl Application {
         let revocations = crate::revocation::RevocationList::load(&stores, clock.now())
             .await
             .context("loading revocation state")?;
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("binding {}", settings.listen))?;
         let state = AppState::new(Inner {
             settings,
             stores,

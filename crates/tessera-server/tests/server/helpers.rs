@@ -49,8 +49,32 @@ impl TestApp {
         Self::spawn_in(dir, ManualClock::new(SystemClock.now()), f).await
     }
 
+    /// A server whose public URL (issuer) is its real address, for clients that discover
+    /// it and check the issuer.
+    pub async fn spawn_public(f: impl FnOnce(&mut Settings)) -> Self {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let clock = ManualClock::new(SystemClock.now());
+        Self::start(listener, dir, clock, |s| {
+            s.public_url = format!("http://{addr}");
+            f(s)
+        })
+        .await
+    }
+
     /// A server on an existing data directory (to test restarts).
     pub async fn spawn_in(
+        dir: Arc<TempDir>,
+        clock: ManualClock,
+        f: impl FnOnce(&mut Settings),
+    ) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start(listener, dir, clock, f).await
+    }
+
+    async fn start(
+        listener: tokio::net::TcpListener,
         dir: Arc<TempDir>,
         clock: ManualClock,
         f: impl FnOnce(&mut Settings),
@@ -58,7 +82,7 @@ impl TestApp {
         let mut settings = test_settings(&dir);
         f(&mut settings);
         let settings = settings.validated().unwrap();
-        let app = Application::build(settings, Arc::new(clock.clone()))
+        let app = Application::build_on(listener, settings, Arc::new(clock.clone()))
             .await
             .unwrap();
         let base = format!("http://{}", app.local_addr().unwrap());

@@ -5,6 +5,7 @@ mod helpers;
 
 mod cli;
 mod errors;
+mod interop;
 mod jwt_mode;
 mod keys;
 mod oauth_clients;
