@@ -47,6 +47,29 @@ pub struct Settings {
     /// Name of the session cookie. Default: `__Host-tessera_session` when `public_url` is
     /// https, `tessera_session` otherwise.
     pub session_cookie_name: Option<String>,
+    /// How often expired sessions are deleted in the background. Default `60s`.
+    #[serde(with = "humantime_serde")]
+    pub session_purge_interval: Duration,
+    /// Absolute lifetime of a session opened with "remember me". Default `30d`. The
+    /// cookie is then persistent (`Max-Age`); otherwise it ends with the browser session.
+    #[serde(with = "humantime_serde")]
+    pub session_remember_lifetime: Duration,
+    /// Login attempts allowed per account per `login_throttle_window`; further attempts
+    /// get 429 until the window ends. A successful login resets the account's count.
+    /// Counted for unknown usernames exactly as for real ones. Default `5`.
+    pub login_throttle_account: u32,
+    /// Login attempts allowed per client IP per window. Default `50`.
+    pub login_throttle_ip: u32,
+    /// The throttling window. Default `15m`.
+    #[serde(with = "humantime_serde")]
+    pub login_throttle_window: Duration,
+    /// Proxies (IPs or CIDR ranges) whose `X-Forwarded-For` is believed. Default: none,
+    /// so the client IP is the TCP peer.
+    ///
+    /// # Security
+    /// Listing a range that untrusted clients can connect from lets them choose the IP
+    /// that throttling and the audit trail see.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Absolute lifetime of a refresh family (one JWT-mode login): no refresh extends past
     /// it. Default `30d`.
     #[serde(with = "humantime_serde")]
@@ -100,6 +123,12 @@ impl Default for Settings {
             session_absolute_timeout: Duration::from_secs(12 * 3600),
             session_touch_interval: Duration::from_secs(60),
             session_cookie_name: None,
+            session_purge_interval: Duration::from_secs(60),
+            session_remember_lifetime: Duration::from_secs(30 * 86400),
+            login_throttle_account: 5,
+            login_throttle_ip: 50,
+            login_throttle_window: Duration::from_secs(15 * 60),
+            trusted_proxies: Vec::new(),
             refresh_absolute_lifetime: Duration::from_secs(30 * 86400),
             refresh_idle_lifetime: Duration::from_secs(7 * 86400),
             refresh_grace_period: Duration::from_secs(10),
@@ -177,6 +206,9 @@ impl Settings {
         builder = builder.add_source(
             config::Environment::with_prefix("TESSERA")
                 .prefix_separator("_")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("trusted_proxies")
                 .source(Some(env.into_iter().collect())),
         );
         if let Some(v) = &overrides.listen {
@@ -267,6 +299,21 @@ impl Settings {
                 ));
             }
         }
+        if self.session_remember_lifetime < self.session_absolute_timeout {
+            return Err(invalid(
+                "session_remember_lifetime",
+                "must be at least session_absolute_timeout",
+            ));
+        }
+        if self.login_throttle_account == 0
+            || self.login_throttle_ip == 0
+            || self.login_throttle_window.is_zero()
+        {
+            return Err(invalid(
+                "login_throttle_account",
+                "throttle limits and window must be positive",
+            ));
+        }
         if self.refresh_idle_lifetime.is_zero()
             || self.refresh_idle_lifetime > self.refresh_absolute_lifetime
         {
@@ -283,6 +330,9 @@ impl Settings {
                 "hs256_secret",
                 "must be at least 32 bytes (generate one: openssl rand -base64 48)",
             ));
+        }
+        if self.session_purge_interval.is_zero() {
+            return Err(invalid("session_purge_interval", "must be at least 1ms"));
         }
         if self.key_reload_interval.is_zero() {
             return Err(invalid("key_reload_interval", "must be at least 1ms"));
@@ -389,6 +439,21 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn lists_and_numbers_parse_from_the_environment() {
+        let e = env(&[
+            ("TESSERA_TRUSTED_PROXIES", "10.0.0.0/8,192.168.1.1/32"),
+            ("TESSERA_LOGIN_THROTTLE_ACCOUNT", "7"),
+            ("TESSERA_SIGNUP_ENABLED", "false"),
+            ("TESSERA_SESSION_COOKIE_NAME", "sid"),
+        ]);
+        let s = Settings::load_from(None, e, &Overrides::default()).unwrap();
+        assert_eq!(s.trusted_proxies.len(), 2);
+        assert_eq!(s.login_throttle_account, 7);
+        assert!(!s.signup_enabled);
+        assert_eq!(s.cookie_name(), "sid");
     }
 
     #[test]

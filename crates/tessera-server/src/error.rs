@@ -51,6 +51,12 @@ pub enum ApiError {
     /// 415.
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// 429: too many attempts; retry after this many seconds.
+    #[error("too many requests")]
+    TooManyRequests {
+        /// Seconds for `Retry-After`.
+        retry_after: u32,
+    },
     /// An RFC 6749 §5.2 error from the token endpoint.
     #[error("oauth error {code}")]
     OAuth {
@@ -162,6 +168,11 @@ impl IntoResponse for ApiError {
                 "unsupported_media_type",
                 Some("send application/json or application/x-www-form-urlencoded".into()),
             ),
+            Self::TooManyRequests { .. } => (
+                S::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                Some("too many login attempts; retry later".into()),
+            ),
             Self::OAuth {
                 status,
                 code,
@@ -203,7 +214,7 @@ impl IntoResponse for ApiError {
                     );
                 }
             }
-            Self::Unavailable { retry_after, .. } => {
+            Self::Unavailable { retry_after, .. } | Self::TooManyRequests { retry_after } => {
                 headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             _ => {}

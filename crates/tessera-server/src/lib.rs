@@ -11,6 +11,7 @@
 //! - [`tokens`]: access tokens from refresh families; rotation with reuse detection.
 //! - [`revocation`]: the in-memory revocation list and the one user-wide revocation path.
 //! - [`clients`]: confidential OAuth clients and HTTP Basic client authentication.
+//! - [`throttle`]: per-account and per-IP login throttling.
 //! - [`http`]: routes, the [`http::auth::Principal`] extractor and body extractors;
 //!   [`error::ApiError`] is the one error type that becomes a response.
 //! - [`startup`]: `Application::build(settings)` → `port()` → `run_until(shutdown)`.
@@ -31,5 +32,6 @@ pub mod revocation;
 pub mod session;
 pub mod startup;
 pub mod store;
+pub mod throttle;
 pub mod tokens;
 pub mod users;

@@ -42,6 +42,17 @@ pub fn set_cookie(settings: &Settings, token: &str) -> String {
     )
 }
 
+/// `Set-Cookie` value for a "remember me" session: persistent for `max_age` seconds.
+pub fn set_persistent_cookie(settings: &Settings, token: &str, max_age: u64) -> String {
+    format!(
+        "{}={}; Max-Age={}{}",
+        settings.cookie_name(),
+        token,
+        max_age,
+        attributes(settings)
+    )
+}
+
 /// `Set-Cookie` value that makes the browser drop the session cookie.
 pub fn clear_cookie(settings: &Settings) -> String {
     format!(

@@ -18,9 +18,6 @@ use crate::password::Passwords;
 use crate::store::Stores;
 use crate::store::sqlite::SqliteStore;
 
-/// How often expired sessions are deleted.
-const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// A built, bound, not yet serving server.
 pub struct Application {
     listener: TcpListener,
@@ -123,7 +120,7 @@ impl Application {
             }
         });
         let purger = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(PURGE_INTERVAL);
+            let mut tick = tokio::time::interval(purge_state.settings.session_purge_interval);
             loop {
                 tokio::select! {
                     _ = tick.tick() => {

@@ -5,7 +5,7 @@
 //! (verified statelessly against the key ring), or else the session cookie (looked up by
 //! its hash). A session id anywhere else (query string, other header) is ignored.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::{AUTHORIZATION, USER_AGENT};
@@ -147,19 +147,80 @@ pub struct ClientInfo {
     pub user_agent: Option<String>,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+/// The client's IP: the TCP peer, or — only when the peer is a configured trusted proxy —
+/// the right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+pub fn client_ip(peer: IpAddr, forwarded: &[&str], trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut current = peer;
+    for hop in forwarded.iter().flat_map(|h| h.split(',')).rev() {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            return current;
+        };
+        current = ip;
+        if !is_trusted(&ip) {
+            return ip;
+        }
+    }
+    current
+}
+
+impl FromRequestParts<AppState> for ClientInfo {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(a)| a.ip().to_string());
+            .map(|ConnectInfo(a)| {
+                let forwarded: Vec<&str> = parts
+                    .headers
+                    .get_all("x-forwarded-for")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .collect();
+                client_ip(a.ip(), &forwarded, &state.settings.trusted_proxies).to_string()
+            });
         let user_agent = parts
             .headers
             .get(USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(256).collect());
         Ok(Self { ip, user_agent })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), &["1.2.3.4"], &trusted),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &["1.2.3.4"], &trusted),
+            ip("1.2.3.4")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &["6.6.6.6, 1.2.3.4, 10.0.0.2"], &trusted),
+            ip("1.2.3.4"),
+            "spoofed left entries ignored"
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &["garbage"], &trusted),
+            ip("10.0.0.1")
+        );
+        assert_eq!(client_ip(ip("10.0.0.1"), &[], &trusted), ip("10.0.0.1"));
     }
 }

@@ -4,7 +4,9 @@
 //! be served by [`crate::startup::Application`] or driven directly.
 
 mod account;
+mod admin;
 pub mod auth;
+pub mod csrf;
 pub mod extract;
 mod oauth;
 mod sessions;
@@ -16,7 +18,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::header::CACHE_CONTROL;
 use axum::http::{HeaderValue, Request};
-use axum::routing::{get, post};
+use axum::middleware;
+use axum::routing::{delete, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -80,15 +83,40 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response:
 
 /// The application's routes and layers.
 pub fn router(state: AppState) -> Router {
-    let v1 = Router::new()
-        .route("/v1/signup", post(account::signup))
+    // Routes a session cookie can authenticate: same-origin check and, for form posts,
+    // the synchronizer token.
+    let session_routes = Router::new()
         .route("/v1/me", get(account::me))
-        .route("/v1/login", post(sessions::login))
         .route("/v1/logout", post(sessions::logout))
         .route("/v1/logout-all", post(sessions::logout_all))
+        .route("/v1/sessions", get(sessions::list))
+        .route("/v1/sessions/{id}", delete(sessions::delete))
+        .route("/v1/password", post(sessions::change_password))
+        .route("/v1/csrf", get(sessions::csrf))
+        .route("/v1/admin/users", get(admin::list_users))
+        .route("/v1/admin/users/{id}/role", post(admin::set_role))
+        .route("/v1/admin/users/{id}/disable", post(admin::disable))
+        .route("/v1/admin/users/{id}/enable", post(admin::enable))
+        .route("/v1/admin/users/{id}/revoke", post(admin::revoke))
+        .route("/v1/admin/audit", get(admin::audit))
+        .route_layer(middleware::from_fn_with_state(state.clone(), csrf::protect));
+    // Login and signup run before any session: same-origin check (login CSRF).
+    let entry_routes = Router::new()
+        .route("/v1/signup", post(account::signup))
+        .route("/v1/login", post(sessions::login))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            csrf::same_origin,
+        ));
+    // OAuth endpoints: never cookie-authenticated.
+    let oauth_routes = Router::new()
         .route("/v1/token", post(oauth::token))
         .route("/v1/revoke", post(oauth::revoke))
-        .route("/v1/introspect", post(oauth::introspect))
+        .route("/v1/introspect", post(oauth::introspect));
+    let v1 = Router::new()
+        .merge(session_routes)
+        .merge(entry_routes)
+        .merge(oauth_routes)
         // Nothing under /v1 may be cached: responses carry credentials or personal data.
         .layer(SetResponseHeaderLayer::overriding(
             CACHE_CONTROL,

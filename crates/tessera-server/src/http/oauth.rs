@@ -16,7 +16,6 @@ use crate::error::ApiError;
 use crate::session;
 use crate::store::Client;
 use crate::tokens::{self, PUBLIC_CLIENT};
-use crate::users;
 
 /// How long clients may cache the JWKS. Key rotation must publish a new key at least this
 /// long before it signs anything.
@@ -85,11 +84,12 @@ pub async fn token(
                     "username and password are required",
                 ));
             };
-            let user = users::authenticate(
-                state.stores.users.as_ref(),
-                &state.passwords,
+            let user = super::sessions::check_credentials(
+                &state,
                 username,
                 password.clone(),
+                &client,
+                "jwt",
             )
             .await
             .map_err(|e| match e {
@@ -99,30 +99,9 @@ pub async fn token(
                 other => other,
             })?;
             let Some(user) = user else {
-                tracing::info!(
-                    event = "login_failed",
-                    grant = "password",
-                    "password grant failed"
-                );
-                let now = state.clock.now();
-                state
-                    .stores
-                    .audit
-                    .record(now, "login_failed", None, &json!({"grant": "password"}))
-                    .await?;
                 return Err(oauth("invalid_grant", "invalid username or password"));
             };
             let pair = tokens::issue_for_login(&state, &user, &client_id, client).await?;
-            state
-                .stores
-                .audit
-                .record(
-                    state.clock.now(),
-                    "login",
-                    Some(&user.id),
-                    &json!({"mode": "jwt", "client_id": client_id}),
-                )
-                .await?;
             tracing::info!(event = "login", mode = "jwt", user_id = %user.id, "refresh family opened");
             pair
         }

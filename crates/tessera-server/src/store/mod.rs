@@ -1,7 +1,8 @@
 //! Storage behind traits, so that backends plug in without touching handlers.
 //!
 //! One trait per kind of record ([`UserStore`], [`SessionStore`], [`KeyStore`],
-//! [`RefreshStore`], [`ClientStore`], [`RevocationStore`], [`AuditStore`]). The
+//! [`RefreshStore`], [`ClientStore`], [`RevocationStore`], [`AuditStore`],
+//! [`RateLimitStore`]). The
 //! traits are object-safe (`async_trait`) because the backend is chosen by configuration
 //! at run time. Every backend runs the same conformance suite
 //! (`tests/server/store_conformance.rs`).
@@ -57,6 +58,25 @@ pub trait UserStore: Send + Sync + 'static {
     async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError>;
     /// The user with this id.
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
+    /// Users ordered by username, after `after` (a username; pagination cursor), at most `limit`.
+    async fn list_users(&self, after: Option<&str>, limit: u32) -> Result<Vec<User>, StoreError>;
+    /// Change a user's role; whether the user exists.
+    async fn set_role(&self, id: &str, role: &str) -> Result<bool, StoreError>;
+    /// Disable or re-enable a user; whether the user exists.
+    async fn set_disabled(&self, id: &str, disabled: bool) -> Result<bool, StoreError>;
+    /// Replace a user's password hash; whether the user exists.
+    async fn set_password_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError>;
+}
+
+/// Fixed-window counters for throttling, shared by every instance using the store.
+#[async_trait]
+pub trait RateLimitStore: Send + Sync + 'static {
+    /// Atomically count one hit on `key` in the window of `window` seconds containing
+    /// `now` (a window starts at the first hit after the previous one ended). Returns the
+    /// count including this hit and the window's start.
+    async fn hit(&self, key: &str, window: i64, now: i64) -> Result<(u32, i64), StoreError>;
+    /// Forget `key`'s count.
+    async fn reset(&self, key: &str) -> Result<(), StoreError>;
 }
 
 /// A server-side session as stored. The token itself is never stored: only its hash.
@@ -350,6 +370,8 @@ pub struct Stores {
     pub revocations: std::sync::Arc<dyn RevocationStore>,
     /// Audit trail.
     pub audit: std::sync::Arc<dyn AuditStore>,
+    /// Throttling counters.
+    pub rate_limits: std::sync::Arc<dyn RateLimitStore>,
 }
 
 impl Stores {
@@ -363,7 +385,8 @@ impl Stores {
             refresh: db.clone(),
             clients: db.clone(),
             revocations: db.clone(),
-            audit: db,
+            audit: db.clone(),
+            rate_limits: db,
         }
     }
 }

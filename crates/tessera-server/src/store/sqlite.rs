@@ -16,9 +16,9 @@ use sqlx::sqlite::{
 };
 
 use super::{
-    AuditEvent, AuditFilter, AuditStore, Client, ClientStore, KeyStore, RefreshFamily,
-    RefreshStore, RefreshToken, RevocationStore, SessionRecord, SessionStore, SigningKeyRecord,
-    StoreError, User, UserStore,
+    AuditEvent, AuditFilter, AuditStore, Client, ClientStore, KeyStore, RateLimitStore,
+    RefreshFamily, RefreshStore, RefreshToken, RevocationStore, SessionRecord, SessionStore,
+    SigningKeyRecord, StoreError, User, UserStore,
 };
 
 /// SQLite-backed store for users, sessions and signing keys.
@@ -141,6 +141,49 @@ impl UserStore for SqliteStore {
         row.as_ref().map(user_from).transpose().map_err(backend)
     }
 
+    async fn list_users(&self, after: Option<&str>, limit: u32) -> Result<Vec<User>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM users WHERE username > ? ORDER BY username LIMIT ?")
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(user_from)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn set_role(&self, id: &str, role: &str) -> Result<bool, StoreError> {
+        update_user(
+            &self.pool,
+            sqlx::query("UPDATE users SET role = ? WHERE id = ?")
+                .bind(role.to_owned())
+                .bind(id.to_owned()),
+        )
+        .await
+    }
+
+    async fn set_disabled(&self, id: &str, disabled: bool) -> Result<bool, StoreError> {
+        update_user(
+            &self.pool,
+            sqlx::query("UPDATE users SET disabled = ? WHERE id = ?")
+                .bind(disabled)
+                .bind(id.to_owned()),
+        )
+        .await
+    }
+
+    async fn set_password_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
+        update_user(
+            &self.pool,
+            sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+                .bind(hash.to_owned())
+                .bind(id.to_owned()),
+        )
+        .await
+    }
+
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
         let row = sqlx::query("SELECT * FROM users WHERE id = ?")
             .bind(id)
@@ -149,6 +192,13 @@ impl UserStore for SqliteStore {
             .map_err(backend)?;
         row.as_ref().map(user_from).transpose().map_err(backend)
     }
+}
+
+async fn update_user<'q>(
+    pool: &SqlitePool,
+    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+) -> Result<bool, StoreError> {
+    Ok(query.execute(pool).await.map_err(backend)?.rows_affected() > 0)
 }
 
 #[async_trait]
@@ -648,5 +698,37 @@ impl AuditStore for SqliteStore {
             })
             .collect::<Result<_, _>>()
             .map_err(backend)
+    }
+}
+
+#[async_trait]
+impl RateLimitStore for SqliteStore {
+    async fn hit(&self, key: &str, window: i64, now: i64) -> Result<(u32, i64), StoreError> {
+        // One statement, so concurrent hits cannot both read the old count.
+        let row = sqlx::query(
+            "INSERT INTO rate_limits (key, window_start, count) VALUES (?1, ?2, 1)
+             ON CONFLICT(key) DO UPDATE SET
+               count = CASE WHEN window_start + ?3 <= ?2 THEN 1 ELSE count + 1 END,
+               window_start = CASE WHEN window_start + ?3 <= ?2 THEN ?2 ELSE window_start END
+             RETURNING count, window_start",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(window)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        let count: i64 = row.try_get("count").map_err(backend)?;
+        let start: i64 = row.try_get("window_start").map_err(backend)?;
+        Ok((u32::try_from(count).unwrap_or(u32::MAX), start))
+    }
+
+    async fn reset(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM rate_limits WHERE key = ?")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 }

@@ -33,6 +33,9 @@ pub fn test_settings(dir: &TempDir) -> Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.path().join("data"),
         public_url: ISSUER.into(),
+        // Throttling has its own tests; elsewhere tests log in freely.
+        login_throttle_account: 10_000,
+        login_throttle_ip: 10_000,
         ..Default::default()
     }
     .validated()

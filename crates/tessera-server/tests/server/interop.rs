@@ -13,7 +13,7 @@ fn repo() -> PathBuf {
 }
 
 fn python() -> PathBuf {
-    let p = std::env::var_os("TESSERA_INTEROP_PYTHON")
+    let p = std::env::var_os("INTEROP_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("target/interop-venv/bin/python"));
     assert!(

@@ -70,7 +70,11 @@ async fn rotation_publishes_first_signs_later_and_retires_after_expiry() {
     let new_token = app.access_token("alice").await;
     assert_eq!(kid_of(&new_token), new.kid);
     assert_eq!(jwks_kids(&app).await, vec![old.clone(), new.kid.clone()]);
-    assert_eq!(app.me_with_bearer(&old_token).await.status(), 200, "old-key token still valid until its expiry");
+    assert_eq!(
+        app.me_with_bearer(&old_token).await.status(),
+        200,
+        "old-key token still valid until its expiry"
+    );
     let last_old_token_exp = now + 300 + 300; // signed just before the switch
 
     // Once everything the old key signed has expired (+ leeway), it is withdrawn.

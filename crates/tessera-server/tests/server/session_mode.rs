@@ -241,3 +241,60 @@ async fn renewal_writes_at_most_once_per_touch_interval() {
         "one write once the interval passed"
     );
 }
+
+#[tokio::test]
+async fn expired_sessions_are_purged_in_the_background() {
+    let app =
+        TestApp::spawn_with(|s| s.session_purge_interval = std::time::Duration::from_millis(50))
+            .await;
+    app.add_user("alice", "user").await;
+    app.session_cookie("alice").await;
+    app.clock.advance(31 * 60);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        // Nothing left for an explicit purge to delete: the background task got there first.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let left = app
+            .state
+            .stores
+            .sessions
+            .purge_expired_sessions(app.clock.now())
+            .await
+            .unwrap();
+        if left == 0 {
+            break;
+        }
+        // (a purge we just did ourselves does not count: try again on a fresh session)
+        app.clock.advance(-31 * 60);
+        app.session_cookie("alice").await;
+        app.clock.advance(31 * 60);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "background purge never ran"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_session_token_anywhere_but_the_cookie_is_ignored() {
+    let app = TestApp::spawn().await;
+    app.add_user("alice", "user").await;
+    let cookie = app.session_cookie("alice").await;
+    let token = cookie.split_once('=').unwrap().1;
+    assert_eq!(app.me_with_bearer(token).await.status(), 401);
+    let res = app
+        .client
+        .get(app.url(&format!("/v1/me?tessera_session={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = app
+        .client
+        .get(app.url("/v1/me"))
+        .header("x-session-id", token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
