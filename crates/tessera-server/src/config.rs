@@ -85,6 +85,28 @@ pub struct Settings {
     /// Within the period, whoever holds the old token can obtain the new pair once. Keep it short.
     #[serde(with = "humantime_serde")]
     pub refresh_grace_period: Duration,
+    /// PostgreSQL URL (`postgres://user:pass@host:port/db`) for every durable record
+    /// instead of the SQLite file in `data_dir`. Default: unset (SQLite).
+    pub database_url: Option<Secret>,
+    /// Redis URL (`redis://host:port`): the channel that pushes revocations between
+    /// instances, and the login-throttling counters. Default: unset.
+    pub redis_url: Option<Secret>,
+    /// How often the revocation feed is polled (catch-up behind the push channel, and the
+    /// only path without one). Default `500ms`.
+    #[serde(with = "humantime_serde")]
+    pub revocation_poll_interval: Duration,
+    /// With several instances: how long bearer tokens and cached sessions are still
+    /// honoured when neither the push channel nor a feed poll has confirmed the revocation
+    /// state. Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub revocation_staleness_bound: Duration,
+    /// Past the staleness bound, keep accepting (fail open) instead of answering 503.
+    /// Default `false`.
+    ///
+    /// # Security
+    /// A token revoked on another instance may then be accepted here until the channel or
+    /// the store is back.
+    pub revocation_fail_open: bool,
     /// Algorithm of generated signing keys: `EdDSA` (default), `ES256` or `RS256`.
     pub signing_algorithm: crate::keys::SigningAlgorithm,
     /// A shared secret (at least 32 bytes) to sign and verify with HS256 instead. Default: unset.
@@ -132,6 +154,11 @@ impl Default for Settings {
             refresh_absolute_lifetime: Duration::from_secs(30 * 86400),
             refresh_idle_lifetime: Duration::from_secs(7 * 86400),
             refresh_grace_period: Duration::from_secs(10),
+            database_url: None,
+            redis_url: None,
+            revocation_poll_interval: Duration::from_millis(500),
+            revocation_staleness_bound: Duration::from_secs(30),
+            revocation_fail_open: false,
             signing_algorithm: crate::keys::SigningAlgorithm::EdDSA,
             hs256_secret: None,
             key_prepublish_delay: Duration::from_secs(300),
@@ -331,6 +358,23 @@ impl Settings {
                 "must be at least 32 bytes (generate one: openssl rand -base64 48)",
             ));
         }
+        if self.revocation_poll_interval.is_zero() {
+            return Err(invalid("revocation_poll_interval", "must be at least 1ms"));
+        }
+        if self
+            .database_url
+            .as_ref()
+            .is_some_and(|u| !u.0.starts_with("postgres://") && !u.0.starts_with("postgresql://"))
+        {
+            return Err(invalid("database_url", "must be a postgres:// URL"));
+        }
+        if self
+            .redis_url
+            .as_ref()
+            .is_some_and(|u| !u.0.starts_with("redis://"))
+        {
+            return Err(invalid("redis_url", "must be a redis:// URL"));
+        }
         if self.session_purge_interval.is_zero() {
             return Err(invalid("session_purge_interval", "must be at least 1ms"));
         }
@@ -355,6 +399,12 @@ impl Settings {
             None if self.is_https() => "__Host-tessera_session".into(),
             None => "tessera_session".into(),
         }
+    }
+
+    /// Whether this instance is its store's only writer: SQLite without Redis. Then local
+    /// invalidation is complete and no feed polling is needed.
+    pub fn single_writer(&self) -> bool {
+        self.database_url.is_none() && self.redis_url.is_none()
     }
 
     /// The hashing bound in force.

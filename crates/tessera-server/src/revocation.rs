@@ -1,27 +1,50 @@
-//! Revocation: the in-memory [`RevocationList`] every token verification consults, and
-//! [`revoke_user`], the one path by which logout-all, password change, role change,
+//! Revocation and invalidation, kept in process memory and in step across instances.
+//!
+//! # What each instance holds
+//! - [`RevocationList`]: revoked `jti`s (until the token's `exp`), revoked refresh
+//!   families (until the family's end) and per-user "not before" instants. Every bearer
+//!   verification consults it in O(1).
+//! - [`SessionCache`]: sessions already looked up, with their user, so that a request
+//!   costs no store round trip in the common case.
+//!
+//! # How instances stay in step
+//! Every revocation is written durably (its own table) and appended to the store's
+//! *revocation feed* ([`RevocationEvent`]s with increasing ids). Each instance applies the
+//! feed: pushed immediately over the Redis channel when one is configured
+//! ([`crate::bus`]), and by polling the feed from its last seen id, which also covers
+//! anything the channel dropped.
+//!
+//! The session cache is used only while this instance cannot miss an invalidation: when
+//! it is the only writer (SQLite without Redis), or while its push channel is connected.
+//! Otherwise every session lookup reads the store. When neither the channel nor a feed
+//! poll has confirmed the state for `revocation_staleness_bound`, bearer tokens are refused
+//! with 503 (fail closed) unless `revocation_fail_open` is set.
+//!
+//! [`revoke_user`] is the one path by which logout-all, password change, role change,
 //! disabling a user and admin revocation end a user's credentials.
-//!
-//! The list holds three things, each answered in O(1) from a hash map:
-//! - revoked `jti`s, each until the token's own `exp` (after that the token is dead anyway);
-//! - revoked refresh families (`sid`), until the family's absolute expiry;
-//! - a per-user "not before": tokens of that user with `iat` before it are refused.
-//!
-//! The durable copy lives in the [`RevocationStore`](crate::store::RevocationStore) and
-//! [`RefreshStore`](crate::store::RefreshStore); the list is loaded from them at start-up
-//! and written through on every revocation.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use serde_json::json;
 use tessera_verify::{AccessClaims, RevocationCheck};
 
 use crate::error::ApiError;
-use crate::store::{StoreError, Stores};
+use crate::store::{RevocationEvent, SessionRecord, StoreError, Stores, User};
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    // A poisoned lock only means a panic elsewhere while holding it; every write below is a
+    // single insert/remove/retain, so the data is still consistent.
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
 
 #[derive(Default)]
-struct State {
+struct Lists {
     jtis: HashMap<String, i64>,
     families: HashMap<String, i64>,
     not_before: HashMap<String, i64>,
@@ -30,19 +53,13 @@ struct State {
 /// Revocation state in process memory.
 #[derive(Default)]
 pub struct RevocationList {
-    state: RwLock<State>,
-}
-
-impl std::fmt::Debug for RevocationList {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RevocationList").finish_non_exhaustive()
-    }
+    lists: RwLock<Lists>,
 }
 
 impl RevocationList {
     /// Load what is still relevant at `now` from the stores.
     pub async fn load(stores: &Stores, now: i64) -> Result<Self, StoreError> {
-        let state = State {
+        let lists = Lists {
             jtis: stores
                 .revocations
                 .revoked_jtis(now)
@@ -63,60 +80,294 @@ impl RevocationList {
                 .collect(),
         };
         Ok(Self {
-            state: RwLock::new(state),
+            lists: RwLock::new(lists),
         })
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        // A poisoned lock only means a panic elsewhere while holding it; the maps are
-        // still consistent (every write is a single insert or retain).
-        self.state.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Revoke one access token until `exp`.
-    pub fn revoke_jti(&self, jti: &str, exp: i64) {
-        self.write().jtis.insert(jti.to_owned(), exp);
-    }
-
-    /// Revoke a family until `expires_at`.
-    pub fn revoke_family(&self, id: &str, expires_at: i64) {
-        self.write().families.insert(id.to_owned(), expires_at);
-    }
-
-    /// Refuse the user's tokens issued before `at`.
-    pub fn set_not_before(&self, user_id: &str, at: i64) {
-        let mut s = self.write();
-        let e = s.not_before.entry(user_id.to_owned()).or_insert(at);
-        *e = (*e).max(at);
     }
 
     /// Forget entries that can no longer match a live token.
     pub fn purge(&self, now: i64) {
-        let mut s = self.write();
-        s.jtis.retain(|_, exp| *exp > now);
-        s.families.retain(|_, exp| *exp > now);
+        let mut l = write(&self.lists);
+        l.jtis.retain(|_, exp| *exp > now);
+        l.families.retain(|_, exp| *exp > now);
     }
 
     /// Whether this family is revoked.
     pub fn family_revoked(&self, id: &str) -> bool {
-        self.state
-            .read()
-            .map(|s| s.families.contains_key(id))
-            .unwrap_or(true)
+        read(&self.lists).families.contains_key(id)
     }
 }
 
 impl RevocationCheck for RevocationList {
     fn is_revoked(&self, c: &AccessClaims) -> bool {
-        let Ok(s) = self.state.read() else {
-            return true; // fail closed
-        };
-        s.jtis.contains_key(&c.jti)
+        let l = read(&self.lists);
+        l.jtis.contains_key(&c.jti)
             || c.sid
                 .as_ref()
-                .is_some_and(|sid| s.families.contains_key(sid))
-            || s.not_before.get(&c.sub).is_some_and(|nb| c.iat < *nb)
+                .is_some_and(|sid| l.families.contains_key(sid))
+            || l.not_before.get(&c.sub).is_some_and(|nb| c.iat < *nb)
     }
+}
+
+#[derive(Default)]
+struct Cached {
+    sessions: HashMap<Vec<u8>, (SessionRecord, User)>,
+    by_user: HashMap<String, HashSet<Vec<u8>>>,
+}
+
+/// Sessions already looked up, by token hash.
+#[derive(Default)]
+pub struct SessionCache {
+    cached: RwLock<Cached>,
+}
+
+impl SessionCache {
+    /// The cached session and user for this token hash.
+    pub fn get(&self, hash: &[u8]) -> Option<(SessionRecord, User)> {
+        read(&self.cached).sessions.get(hash).cloned()
+    }
+
+    /// Remember a session.
+    pub fn put(&self, session: SessionRecord, user: User) {
+        let mut c = write(&self.cached);
+        c.by_user
+            .entry(user.id.clone())
+            .or_default()
+            .insert(session.token_hash.clone());
+        c.sessions
+            .insert(session.token_hash.clone(), (session, user));
+    }
+
+    /// Forget one session.
+    pub fn remove(&self, hash: &[u8]) {
+        let mut c = write(&self.cached);
+        if let Some((_, user)) = c.sessions.remove(hash)
+            && let Some(set) = c.by_user.get_mut(&user.id)
+        {
+            set.remove(hash);
+        }
+    }
+
+    /// Forget every session of a user.
+    pub fn remove_user(&self, user_id: &str) {
+        let mut c = write(&self.cached);
+        if let Some(hashes) = c.by_user.remove(user_id) {
+            for h in hashes {
+                c.sessions.remove(&h);
+            }
+        }
+    }
+
+    /// Forget everything.
+    pub fn clear(&self) {
+        let mut c = write(&self.cached);
+        c.sessions.clear();
+        c.by_user.clear();
+    }
+}
+
+/// A channel that pushes events to the other instances.
+pub trait Push: Send + Sync {
+    /// Send an event; best effort (the feed is the durable path).
+    fn push(&self, event: &RevocationEvent);
+    /// Whether the channel is connected right now.
+    fn connected(&self) -> bool;
+}
+
+/// Revocation state, session cache, and how they stay current.
+pub struct Revocations {
+    /// Token revocations.
+    pub list: RevocationList,
+    /// Cached sessions.
+    pub sessions: SessionCache,
+    /// Last feed id applied.
+    cursor: AtomicI64,
+    /// Monotonic instant (ms, from the process start) of the last successful feed poll.
+    last_poll_ms: AtomicI64,
+    /// No other instance writes to the store: local invalidation is complete.
+    single_writer: bool,
+    push: RwLock<Option<std::sync::Arc<dyn Push>>>,
+    started: std::time::Instant,
+    staleness_ms: i64,
+    fail_open: bool,
+    cache_was_usable: AtomicBool,
+}
+
+impl Revocations {
+    /// Load the state; `single_writer` when this instance is the store's only writer.
+    pub async fn load(
+        stores: &Stores,
+        now: i64,
+        single_writer: bool,
+        staleness: std::time::Duration,
+        fail_open: bool,
+    ) -> Result<Self, StoreError> {
+        let cursor = stores.revocations.last_event_id().await?;
+        let list = RevocationList::load(stores, now).await?;
+        Ok(Self {
+            list,
+            sessions: SessionCache::default(),
+            cursor: AtomicI64::new(cursor),
+            last_poll_ms: AtomicI64::new(0),
+            single_writer,
+            push: RwLock::new(None),
+            started: std::time::Instant::now(),
+            staleness_ms: staleness.as_millis() as i64,
+            fail_open,
+            cache_was_usable: AtomicBool::new(true),
+        })
+    }
+
+    /// Attach the push channel.
+    pub fn set_push(&self, push: std::sync::Arc<dyn Push>) {
+        *write(&self.push) = Some(push);
+    }
+
+    fn elapsed_ms(&self) -> i64 {
+        self.started.elapsed().as_millis() as i64
+    }
+
+    fn pushed(&self) -> bool {
+        read(&self.push).as_ref().is_some_and(|p| p.connected())
+    }
+
+    /// Whether the session cache may answer: only while no invalidation can be missed.
+    /// When it stops being usable it is emptied, so that stale entries never come back.
+    pub fn cache_usable(&self) -> bool {
+        let usable = self.single_writer || self.pushed();
+        if !usable && self.cache_was_usable.swap(false, Ordering::SeqCst) {
+            self.sessions.clear();
+        } else if usable {
+            self.cache_was_usable.store(true, Ordering::SeqCst);
+        }
+        usable
+    }
+
+    /// Whether in-memory revocation state may be trusted right now; `Err(503)` when it is
+    /// older than the staleness bound and the server fails closed.
+    pub fn check_current(&self) -> Result<(), ApiError> {
+        if self.single_writer || self.pushed() || self.fail_open {
+            return Ok(());
+        }
+        let age = self.elapsed_ms() - self.last_poll_ms.load(Ordering::SeqCst);
+        if age <= self.staleness_ms {
+            return Ok(());
+        }
+        Err(ApiError::Unavailable {
+            retry_after: 1,
+            source: Some("revocation state is stale".into()),
+        })
+    }
+
+    /// Apply one event to the in-memory state.
+    pub fn apply(&self, e: &RevocationEvent) {
+        match e.kind.as_str() {
+            "jti" => {
+                write(&self.list.lists)
+                    .jtis
+                    .insert(e.key.clone(), e.expires_at);
+            }
+            "family" => {
+                write(&self.list.lists)
+                    .families
+                    .insert(e.key.clone(), e.expires_at);
+            }
+            "not_before" => {
+                let mut l = write(&self.list.lists);
+                let nb = l.not_before.entry(e.key.clone()).or_insert(e.expires_at);
+                *nb = (*nb).max(e.expires_at);
+            }
+            "session" => {
+                if let Ok(hash) = hex_decode(&e.key) {
+                    self.sessions.remove(&hash);
+                }
+            }
+            "user" => self.sessions.remove_user(&e.key),
+            _ => {}
+        }
+        self.cursor.fetch_max(e.id, Ordering::SeqCst);
+    }
+
+    /// Record an event durably, apply it here, and push it to the other instances.
+    pub async fn publish(
+        &self,
+        stores: &Stores,
+        kind: &str,
+        key: &str,
+        expires_at: i64,
+    ) -> Result<(), ApiError> {
+        let mut event = RevocationEvent {
+            id: 0,
+            kind: kind.to_owned(),
+            key: key.to_owned(),
+            expires_at,
+        };
+        event.id = stores.revocations.append_event(&event).await?;
+        self.apply(&event);
+        if let Some(p) = read(&self.push).as_ref() {
+            p.push(&event);
+        }
+        Ok(())
+    }
+
+    /// Apply every feed event after the cursor (the poll, and the catch-up after the push
+    /// channel reconnects).
+    pub async fn catch_up(&self, stores: &Stores) -> Result<(), StoreError> {
+        loop {
+            let after = self.cursor.load(Ordering::SeqCst);
+            let events = stores.revocations.events_since(after, 500).await?;
+            for e in &events {
+                self.apply(e);
+            }
+            if events.len() < 500 {
+                break;
+            }
+        }
+        self.last_poll_ms.store(self.elapsed_ms(), Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Revoke one access token until `exp`.
+    pub async fn revoke_jti(&self, stores: &Stores, jti: &str, exp: i64) -> Result<(), ApiError> {
+        stores.revocations.revoke_jti(jti, exp).await?;
+        self.publish(stores, "jti", jti, exp).await
+    }
+
+    /// Revoke a refresh family (and so its access tokens); whether it was live.
+    pub async fn revoke_family(
+        &self,
+        stores: &Stores,
+        id: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, ApiError> {
+        let was_live = stores.refresh.revoke_family(id, now).await?;
+        self.publish(stores, "family", id, expires_at).await?;
+        Ok(was_live)
+    }
+
+    /// End one session (already deleted from the store) everywhere.
+    pub async fn drop_session(&self, stores: &Stores, token_hash: &[u8]) -> Result<(), ApiError> {
+        self.publish(stores, "session", &hex_encode(token_hash), 0)
+            .await
+    }
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hex_decode(s: &str) -> Result<Vec<u8>, ()> {
+    if s.len() % 2 != 0 {
+        return Err(());
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            s.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or(())
+        })
+        .collect()
 }
 
 /// What a user-wide revocation spares: the caller's own session or family, when the event
@@ -146,7 +397,7 @@ impl Keep<'_> {
 /// its family, and the other families are revoked.
 pub async fn revoke_user(
     stores: &Stores,
-    list: &RevocationList,
+    revocations: &Revocations,
     user_id: &str,
     keep: Keep<'_>,
     now: i64,
@@ -157,16 +408,21 @@ pub async fn revoke_user(
         .sessions
         .delete_sessions_of_user(user_id, keep.session)
         .await?;
+    revocations.publish(stores, "user", user_id, 0).await?;
     let families = stores
         .refresh
         .revoke_families_of_user(user_id, keep.family, now)
         .await?;
     for (id, expires_at) in &families {
-        list.revoke_family(id, *expires_at);
+        revocations
+            .publish(stores, "family", id, *expires_at)
+            .await?;
     }
     if keep.session.is_none() && keep.family.is_none() {
         stores.revocations.set_not_before(user_id, now).await?;
-        list.set_not_before(user_id, now);
+        revocations
+            .publish(stores, "not_before", user_id, now)
+            .await?;
     }
     let detail =
         json!({"sessions_ended": sessions, "families_revoked": families.len(), "actor": actor});
@@ -182,4 +438,18 @@ pub async fn revoke_user(
         "credentials revoked"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn hex_roundtrips() {
+        let b = vec![0u8, 1, 0xab, 0xff];
+        assert_eq!(hex_decode(&hex_encode(&b)).unwrap(), b);
+        assert!(hex_decode("abc").is_err());
+        assert!(hex_decode("zz").is_err());
+    }
 }

@@ -65,9 +65,15 @@ impl Application {
             .context("loading signing keys")?;
         let passwords = Passwords::new(settings.hash_slots(), settings.hash_queue_timeout)
             .context("initialising password hashing")?;
-        let revocations = crate::revocation::RevocationList::load(&stores, clock.now())
-            .await
-            .context("loading revocation state")?;
+        let revocations = crate::revocation::Revocations::load(
+            &stores,
+            clock.now(),
+            settings.single_writer(),
+            settings.revocation_staleness_bound,
+            settings.revocation_fail_open,
+        )
+        .await
+        .context("loading revocation state")?;
         let state = AppState::new(Inner {
             settings,
             stores,
@@ -119,13 +125,32 @@ impl Application {
                 }
             }
         });
+        // Several instances: follow the revocation feed (behind the push channel, or alone).
+        let poll_state = self.state.clone();
+        let mut poll_stop = stop_rx.clone();
+        let poller = tokio::spawn(async move {
+            if poll_state.settings.single_writer() {
+                return;
+            }
+            let mut tick = tokio::time::interval(poll_state.settings.revocation_poll_interval);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        if let Err(e) = poll_state.revocations.catch_up(&poll_state.stores).await {
+                            tracing::warn!(error = ?e, "revocation feed poll failed");
+                        }
+                    }
+                    _ = poll_stop.changed() => break,
+                }
+            }
+        });
         let purger = tokio::spawn(async move {
             let mut tick = tokio::time::interval(purge_state.settings.session_purge_interval);
             loop {
                 tokio::select! {
                     _ = tick.tick() => {
                         let now = purge_state.clock.now();
-                        purge_state.revocations.purge(now);
+                        purge_state.revocations.list.purge(now);
                         match purge_state.stores.sessions.purge_expired_sessions(now).await {
                             Ok(n) if n > 0 => tracing::debug!(purged = n, "expired sessions purged"),
                             Ok(_) => {}
@@ -146,6 +171,7 @@ impl Application {
         let _ = stop_tx.send(true);
         let _ = purger.await;
         let _ = key_reloader.await;
+        let _ = poller.await;
         result
     }
 }

@@ -135,7 +135,7 @@ pub async fn refresh(
     };
     if family.client_id != client_id
         || !family.is_live(now)
-        || state.revocations.family_revoked(&family.id)
+        || state.revocations.list.family_revoked(&family.id)
     {
         return Err(invalid_grant());
     }
@@ -183,10 +183,11 @@ async fn replay(
     if within && let Some(pair) = token.sealed.as_deref().and_then(|s| unseal(presented, s)) {
         return Ok(pair);
     }
-    if state.stores.refresh.revoke_family(&family.id, now).await? {
-        state
-            .revocations
-            .revoke_family(&family.id, family.expires_at);
+    if state
+        .revocations
+        .revoke_family(&state.stores, &family.id, family.expires_at, now)
+        .await?
+    {
         let detail =
             json!({"family_id": family.id, "client_id": family.client_id, "token_id": token.id});
         state

@@ -80,10 +80,11 @@ impl FromRequestParts<AppState> for Principal {
                     .keys
                     .ring()
                     .verifier()
-                    .verify_with(token, now, &state.revocations)
+                    .verify_with(token, now, &state.revocations.list)
                     .map_err(|_| ApiError::Unauthorized {
                         invalid_token: true,
                     })?;
+                state.revocations.check_current()?;
                 return Ok(Principal {
                     user_id: claims.sub,
                     username: claims.username,
@@ -104,27 +105,28 @@ impl FromRequestParts<AppState> for Principal {
             });
         };
         let token_hash = session::hash_token(cookie.value());
-        let unauthorized = ApiError::Unauthorized {
-            invalid_token: false,
-        };
-        let Some(s) = state.stores.sessions.load_session(&token_hash, now).await? else {
-            return Err(unauthorized);
-        };
-        let Some(user) = state.stores.users.user_by_id(&s.user_id).await? else {
-            return Err(unauthorized);
-        };
-        if user.disabled {
-            return Err(unauthorized);
-        }
-        // Sliding renewal, written at most once per touch interval.
+        let (mut s, user) = session_and_user(state, &token_hash, now).await?;
+        // Sliding renewal, written at most once per touch interval. A store that cannot
+        // take the write does not log anyone out: the session is served and the write
+        // retried on a later request.
         let touch = state.settings.session_touch_interval.as_secs() as i64;
         if now - s.last_seen_at >= touch {
             let idle = state.settings.session_idle_timeout.as_secs() as i64;
-            state
+            match state
                 .stores
                 .sessions
                 .touch_session(&s.id, now, now + idle)
-                .await?;
+                .await
+            {
+                Ok(()) => {
+                    s.last_seen_at = now;
+                    s.idle_expires_at = (now + idle).min(s.expires_at);
+                    if state.revocations.cache_usable() {
+                        state.revocations.sessions.put(s.clone(), user.clone());
+                    }
+                }
+                Err(e) => tracing::warn!(error = ?e, "session renewal not written"),
+            }
         }
         Ok(Principal {
             user_id: user.id,
@@ -136,6 +138,46 @@ impl FromRequestParts<AppState> for Principal {
             },
         })
     }
+}
+
+/// The live session for this token hash and its (enabled) user: from the cache when it
+/// may answer, else from the store (then cached). A store that cannot be reached is a
+/// 503, never a 401: nobody is logged out by an outage.
+async fn session_and_user(
+    state: &AppState,
+    token_hash: &[u8],
+    now: i64,
+) -> Result<(crate::store::SessionRecord, crate::store::User), ApiError> {
+    let unauthorized = ApiError::Unauthorized {
+        invalid_token: false,
+    };
+    let live = |s: &crate::store::SessionRecord| now < s.idle_expires_at && now < s.expires_at;
+    let cache = state.revocations.cache_usable();
+    if cache {
+        // A cached copy that looks expired may be stale (another instance renewed it):
+        // only a store read can say no.
+        if let Some((s, u)) = state.revocations.sessions.get(token_hash)
+            && live(&s)
+            && !u.disabled
+        {
+            state.revocations.check_current()?;
+            return Ok((s, u));
+        }
+    }
+    let Some(s) = state.stores.sessions.load_session(token_hash, now).await? else {
+        state.revocations.sessions.remove(token_hash);
+        return Err(unauthorized);
+    };
+    let Some(user) = state.stores.users.user_by_id(&s.user_id).await? else {
+        return Err(unauthorized);
+    };
+    if user.disabled {
+        return Err(unauthorized);
+    }
+    if cache {
+        state.revocations.sessions.put(s.clone(), user.clone());
+    }
+    Ok((s, user))
 }
 
 /// Where a request came from, for the session record.

@@ -51,7 +51,7 @@ pub struct Inner {
     /// The clock every expiry decision reads.
     pub clock: Arc<dyn Clock>,
     /// Revocation state every token verification consults.
-    pub revocations: crate::revocation::RevocationList,
+    pub revocations: crate::revocation::Revocations,
 }
 
 impl AppState {

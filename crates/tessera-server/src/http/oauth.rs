@@ -166,11 +166,9 @@ pub async fn revoke(
                 return Err(not_yours());
             }
             state
-                .stores
                 .revocations
-                .revoke_jti(&claims.jti, claims.exp)
+                .revoke_jti(&state.stores, &claims.jti, claims.exp)
                 .await?;
-            state.revocations.revoke_jti(&claims.jti, claims.exp);
             state.stores.audit.record(now, "revoke", Some(&claims.sub), &json!({"token_type": "access_token", "jti": claims.jti, "client_id": client.id})).await?;
         }
     } else if let Some((_, family)) = state
@@ -182,10 +180,11 @@ pub async fn revoke(
         if family.client_id != client.id {
             return Err(not_yours());
         }
-        if state.stores.refresh.revoke_family(&family.id, now).await? {
-            state
-                .revocations
-                .revoke_family(&family.id, family.expires_at);
+        if state
+            .revocations
+            .revoke_family(&state.stores, &family.id, family.expires_at, now)
+            .await?
+        {
             state.stores.audit.record(now, "revoke", Some(&family.user_id), &json!({"token_type": "refresh_token", "family_id": family.id, "client_id": client.id})).await?;
         }
     }
@@ -208,7 +207,7 @@ pub async fn introspect(
             .keys
             .ring()
             .verifier()
-            .verify_with(token, now, &state.revocations)
+            .verify_with(token, now, &state.revocations.list)
         else {
             return Ok(inactive());
         };
@@ -226,7 +225,9 @@ pub async fn introspect(
     else {
         return Ok(inactive());
     };
-    if rt.spent_at.is_some() || !family.is_live(now) || state.revocations.family_revoked(&family.id)
+    if rt.spent_at.is_some()
+        || !family.is_live(now)
+        || state.revocations.list.family_revoked(&family.id)
     {
         return Ok(inactive());
     }

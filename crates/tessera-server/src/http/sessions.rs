@@ -160,6 +160,10 @@ pub async fn logout(State(state): State<AppState>, p: Principal) -> Result<Respo
         Credential::Session { token_hash, id } => {
             state.stores.sessions.delete_session(&token_hash).await?;
             state
+                .revocations
+                .drop_session(&state.stores, &token_hash)
+                .await?;
+            state
                 .stores
                 .audit
                 .record(now, "logout", Some(&p.user_id), &json!({"session_id": id}))
@@ -169,17 +173,21 @@ pub async fn logout(State(state): State<AppState>, p: Principal) -> Result<Respo
             Ok((StatusCode::NO_CONTENT, [(SET_COOKIE, cookie)]).into_response())
         }
         Credential::Jwt { jti, exp, sid } => {
-            state.stores.revocations.revoke_jti(&jti, exp).await?;
-            state.revocations.revoke_jti(&jti, exp);
+            state
+                .revocations
+                .revoke_jti(&state.stores, &jti, exp)
+                .await?;
             if let Some(sid) = &sid {
-                state.stores.refresh.revoke_family(sid, now).await?;
                 let expires_at = state
                     .stores
                     .refresh
                     .family(sid)
                     .await?
                     .map_or(exp, |f| f.expires_at);
-                state.revocations.revoke_family(sid, expires_at);
+                state
+                    .revocations
+                    .revoke_family(&state.stores, sid, expires_at, now)
+                    .await?;
             }
             state
                 .stores
@@ -308,6 +316,12 @@ pub async fn delete(
         .delete_session_of_user(&id, &p.user_id)
         .await?
     {
+        // The cache is keyed by token hash, which this request does not have: drop the
+        // user's cached sessions; the live ones reload from the store.
+        state
+            .revocations
+            .publish(&state.stores, "user", &p.user_id, 0)
+            .await?;
         state
             .stores
             .audit
@@ -317,8 +331,10 @@ pub async fn delete(
     }
     match state.stores.refresh.family(&id).await? {
         Some(f) if f.user_id == p.user_id && f.is_live(now) => {
-            state.stores.refresh.revoke_family(&f.id, now).await?;
-            state.revocations.revoke_family(&f.id, f.expires_at);
+            state
+                .revocations
+                .revoke_family(&state.stores, &f.id, f.expires_at, now)
+                .await?;
             state
                 .stores
                 .audit
@@ -400,6 +416,10 @@ pub async fn change_password(
     };
     let (token, _) = open_session(&state, &user, &client, old.expires_at - now, now).await?;
     state.stores.sessions.delete_session(token_hash).await?;
+    state
+        .revocations
+        .drop_session(&state.stores, token_hash)
+        .await?;
     Ok((
         StatusCode::NO_CONTENT,
         [(SET_COOKIE, session::set_cookie(&state.settings, &token))],

@@ -272,6 +272,33 @@ pub trait RevocationStore: Send + Sync + 'static {
     async fn set_not_before(&self, user_id: &str, at: i64) -> Result<(), StoreError>;
     /// Every user's "not before".
     async fn not_befores(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Append to the revocation feed; the event's id.
+    async fn append_event(&self, event: &RevocationEvent) -> Result<i64, StoreError>;
+    /// Feed events after `after_id`, oldest first, at most `limit`.
+    async fn events_since(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<RevocationEvent>, StoreError>;
+    /// The newest event id (0 when the feed is empty).
+    async fn last_event_id(&self) -> Result<i64, StoreError>;
+}
+
+/// One entry of the revocation feed: what every instance must apply to its in-memory
+/// state. Also the message pushed between instances.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RevocationEvent {
+    /// Feed position (0 before it is stored).
+    #[serde(default)]
+    pub id: i64,
+    /// `jti`, `family`, `not_before`, `session` (a token hash, hex), `user` (drop cached
+    /// sessions of a user), `keys` (reload signing keys).
+    pub kind: String,
+    /// What it applies to.
+    pub key: String,
+    /// Until when it matters (a `jti` until the token's expiry, …); for `not_before` the
+    /// instant itself.
+    pub expires_at: i64,
 }
 
 /// A security-relevant event. `detail` never holds a secret.

@@ -17,8 +17,8 @@ use sqlx::sqlite::{
 
 use super::{
     AuditEvent, AuditFilter, AuditStore, Client, ClientStore, KeyStore, RateLimitStore,
-    RefreshFamily, RefreshStore, RefreshToken, RevocationStore, SessionRecord, SessionStore,
-    SigningKeyRecord, StoreError, User, UserStore,
+    RefreshFamily, RefreshStore, RefreshToken, RevocationEvent, RevocationStore, SessionRecord,
+    SessionStore, SigningKeyRecord, StoreError, User, UserStore,
 };
 
 /// SQLite-backed store for users, sessions and signing keys.
@@ -638,6 +638,51 @@ impl RevocationStore for SqliteStore {
             .await
             .map_err(backend)?;
         Ok(())
+    }
+
+    async fn append_event(&self, e: &RevocationEvent) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO revocation_events (kind, key, expires_at, at) VALUES (?, ?, ?, strftime('%s','now')) RETURNING id",
+        )
+        .bind(&e.kind)
+        .bind(&e.key)
+        .bind(e.expires_at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.try_get("id").map_err(backend)
+    }
+
+    async fn events_since(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<RevocationEvent>, StoreError> {
+        let rows = sqlx::query("SELECT id, kind, key, expires_at FROM revocation_events WHERE id > ? ORDER BY id LIMIT ?")
+            .bind(after_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok(RevocationEvent {
+                    id: r.try_get("id")?,
+                    kind: r.try_get("kind")?,
+                    key: r.try_get("key")?,
+                    expires_at: r.try_get("expires_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(backend)
+    }
+
+    async fn last_event_id(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(id), 0) AS id FROM revocation_events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.try_get("id").map_err(backend)
     }
 
     async fn not_befores(&self) -> Result<Vec<(String, i64)>, StoreError> {
