@@ -4,7 +4,8 @@
 //!
 //! - [`config`]: [`config::Settings`], loaded once from file, environment and flags.
 //! - [`clock`]: time as a parameter.
-//! - [`store`]: one trait per kind of record; [`store::sqlite`] is the embedded default.
+//! - [`store`]: one trait per kind of record; [`store::sqlite`] is the embedded default,
+//!   [`store::postgres`] the scale-out one; [`bus`]: Redis push channel and counters.
 //! - [`password`]: Argon2id under a concurrency bound; [`users`]: account rules.
 //! - [`session`]: session tokens (hashed at rest) and cookies.
 //! - [`keys`]: the signing key ring and its published JWKS.
@@ -20,6 +21,7 @@
 //! Verification of access tokens lives in the `tessera-verify` crate, which services
 //! embed without pulling in any of this.
 
+pub mod bus;
 pub mod cli;
 pub mod clients;
 pub mod clock;

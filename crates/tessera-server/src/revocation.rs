@@ -166,9 +166,12 @@ impl SessionCache {
 }
 
 /// A channel that pushes events to the other instances.
+#[async_trait::async_trait]
 pub trait Push: Send + Sync {
-    /// Send an event; best effort (the feed is the durable path).
-    fn push(&self, event: &RevocationEvent);
+    /// Send an event, waiting (briefly) until the channel took it, so that the other
+    /// instances have it before the request that caused it is answered. Best effort: the
+    /// feed is the durable path.
+    async fn push(&self, event: &RevocationEvent);
     /// Whether the channel is connected right now.
     fn connected(&self) -> bool;
 }
@@ -303,8 +306,9 @@ impl Revocations {
         };
         event.id = stores.revocations.append_event(&event).await?;
         self.apply(&event);
-        if let Some(p) = read(&self.push).as_ref() {
-            p.push(&event);
+        let push = read(&self.push).clone();
+        if let Some(p) = push {
+            p.push(&event).await;
         }
         Ok(())
     }

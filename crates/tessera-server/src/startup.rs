@@ -22,14 +22,28 @@ use crate::store::sqlite::SqliteStore;
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    push: Option<Arc<crate::bus::RedisPush>>,
 }
 
-/// Open the configured stores.
+/// Open the configured durable store (PostgreSQL when `database_url` is set, else SQLite
+/// in `data_dir`); with `redis_url`, login throttling counts in Redis.
 pub async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
-    let db = SqliteStore::open(&settings.data_dir)
-        .await
-        .with_context(|| format!("opening the database in {}", settings.data_dir.display()))?;
-    Ok(Stores::sqlite(db))
+    let mut stores =
+        match &settings.database_url {
+            Some(url) => Stores::postgres(
+                crate::store::postgres::PostgresStore::connect(&url.0)
+                    .await
+                    .context("connecting to PostgreSQL (database_url)")?,
+            ),
+            None => Stores::sqlite(SqliteStore::open(&settings.data_dir).await.with_context(
+                || format!("opening the database in {}", settings.data_dir.display()),
+            )?),
+        };
+    if let Some(url) = &settings.redis_url {
+        let redis = crate::bus::Redis::new(&url.0).context("redis_url")?;
+        stores.rate_limits = Arc::new(crate::bus::RedisRateLimits(redis));
+    }
+    Ok(stores)
 }
 
 impl Application {
@@ -74,6 +88,14 @@ impl Application {
         )
         .await
         .context("loading revocation state")?;
+        let redis = match &settings.redis_url {
+            Some(url) => Some(crate::bus::Redis::new(&url.0).context("redis_url")?),
+            None => None,
+        };
+        let push = redis.clone().map(crate::bus::RedisPush::new);
+        if let Some(p) = &push {
+            revocations.set_push(p.clone());
+        }
         let state = AppState::new(Inner {
             settings,
             stores,
@@ -81,8 +103,13 @@ impl Application {
             keys,
             clock,
             revocations,
+            redis,
         });
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            push,
+        })
     }
 
     /// The bound address (with the real port when `listen` asked for port 0).
@@ -144,6 +171,9 @@ impl Application {
                 }
             }
         });
+        let subscriber = self
+            .push
+            .map(|p| tokio::spawn(p.run(self.state.clone(), stop_rx.clone())));
         let purger = tokio::spawn(async move {
             let mut tick = tokio::time::interval(purge_state.settings.session_purge_interval);
             loop {
@@ -172,6 +202,9 @@ impl Application {
         let _ = purger.await;
         let _ = key_reloader.await;
         let _ = poller.await;
+        if let Some(s) = subscriber {
+            let _ = s.await;
+        }
         result
     }
 }

@@ -50,6 +50,8 @@ pub struct Inner {
     pub keys: Keys,
     /// The clock every expiry decision reads.
     pub clock: Arc<dyn Clock>,
+    /// Redis, when configured (readiness checks it).
+    pub redis: Option<crate::bus::Redis>,
     /// Revocation state every token verification consults.
     pub revocations: crate::revocation::Revocations,
 }
@@ -66,6 +68,31 @@ impl std::ops::Deref for AppState {
     fn deref(&self) -> &Inner {
         &self.0
     }
+}
+
+/// Ready when every configured store answers: the durable store, and Redis if configured.
+async fn readyz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let durable = state.stores.revocations.last_event_id().await.is_ok();
+    let redis = match &state.redis {
+        Some(r) => Some(r.ping().await.is_ok()),
+        None => None,
+    };
+    let ready = durable && redis != Some(false);
+    let status = if ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({"ready": ready, "database": durable, "redis": redis});
+    let mut res = (status, axum::Json(body)).into_response();
+    if !ready {
+        res.headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(1));
+    }
+    res
 }
 
 async fn not_found() -> ApiError {
@@ -127,6 +154,7 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/jwks.json", get(oauth::jwks))
         .route("/.well-known/oauth-authorization-server", get(oauth::metadata))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

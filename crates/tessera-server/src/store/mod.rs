@@ -13,6 +13,7 @@
 //!   not it has been purged yet;
 //! - [`UserStore::create`] refuses a username that is taken with [`StoreError::Conflict`].
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -402,6 +403,21 @@ pub struct Stores {
 }
 
 impl Stores {
+    /// All stores backed by one PostgreSQL database.
+    pub fn postgres(db: postgres::PostgresStore) -> Self {
+        let db = std::sync::Arc::new(db);
+        Self {
+            users: db.clone(),
+            sessions: db.clone(),
+            keys: db.clone(),
+            refresh: db.clone(),
+            clients: db.clone(),
+            revocations: db.clone(),
+            audit: db.clone(),
+            rate_limits: db,
+        }
+    }
+
     /// All stores backed by one SQLite database.
     pub fn sqlite(db: sqlite::SqliteStore) -> Self {
         let db = std::sync::Arc::new(db);

@@ -1,6 +1,7 @@
 //! Integration tests: the real server over HTTP on ephemeral ports, real SQLite files.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod harness;
 mod helpers;
 
 mod accounts;

@@ -168,3 +168,14 @@ async fn sqlite() -> Stores {
 }
 
 conformance!(sqlite_backend, sqlite());
+
+async fn postgres() -> Stores {
+    let url = crate::harness::shared_postgres().database().await;
+    Stores::postgres(
+        tessera_server::store::postgres::PostgresStore::connect(&url)
+            .await
+            .unwrap(),
+    )
+}
+
+conformance!(postgres_backend, postgres());
