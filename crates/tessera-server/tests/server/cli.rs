@@ -192,3 +192,107 @@ fn invalid_configuration_fails_at_start_with_a_fix() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("listen"));
 }
+
+#[tokio::test]
+async fn sigkill_and_restart_lose_no_session_family_or_key() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        add_user(dir.path(), "alice", "user", "wonderland")
+            .status
+            .success()
+    );
+    let (mut server, base) = serve(dir.path());
+    let http = reqwest::Client::new();
+    let res = http
+        .post(format!("{base}/v1/login"))
+        .json(&serde_json::json!({"username":"alice","password":"wonderland"}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let pair: Value = http
+        .post(format!("{base}/v1/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", "wonderland"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jwks = http
+        .get(format!("{base}/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    server.0.kill().unwrap(); // SIGKILL: no shutdown, no checkpoint
+    server.0.wait().unwrap();
+    let (_server, base) = serve(dir.path());
+    assert_eq!(
+        http.get(format!("{base}/v1/me"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        http.get(format!("{base}/v1/me"))
+            .bearer_auth(pair["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let res = http
+        .post(format!("{base}/v1/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", pair["refresh_token"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "the refresh family survived");
+    assert_eq!(
+        http.get(format!("{base}/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        jwks
+    );
+    assert_eq!(
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        http.get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}

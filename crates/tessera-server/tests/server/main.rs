@@ -14,5 +14,6 @@ mod oauth_clients;
 mod refresh;
 mod restart;
 mod revocation;
+mod scaleout;
 mod session_mode;
 mod store_conformance;

@@ -1,0 +1,381 @@
+//! Many instances on shared stores (PostgreSQL + Redis), and their failure modes, with
+//! real `postgres` and `redis-server` processes that the tests kill and restart.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tessera_server::config::Secret;
+
+use crate::harness::{PostgresServer, RedisServer, shared_postgres};
+use crate::helpers::*;
+
+async fn instance(db: &str, redis: &RedisServer) -> TestApp {
+    let (db, redis) = (db.to_owned(), redis.url());
+    TestApp::spawn_with(move |s| {
+        s.database_url = Some(Secret(db));
+        s.redis_url = Some(Secret(redis));
+        s.revocation_poll_interval = Duration::from_millis(200);
+    })
+    .await
+}
+
+/// Wait until `f` holds, or fail after `limit`; the time it took.
+async fn within<F, Fut>(limit: Duration, what: &str, mut f: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if f().await {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn wait_connected(app: &TestApp) {
+    within(
+        Duration::from_secs(10),
+        "push channel connected",
+        || async { app.state.revocations.cache_usable() },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn two_instances_behave_as_one_in_both_modes() {
+    let redis = RedisServer::start();
+    let db = shared_postgres().database().await;
+    let a = instance(&db, &redis).await;
+    let b = instance(&db, &redis).await;
+    wait_connected(&a).await;
+    wait_connected(&b).await;
+    let alice = a.add_user("alice", "user").await;
+    let admin = a.add_user("root", "admin").await;
+    let _ = admin;
+
+    // A login on A works on B, in both modes; keys are shared.
+    let cookie = a.session_cookie("alice").await;
+    assert_eq!(b.me_with_cookie(&cookie).await.status(), 200);
+    assert_eq!(
+        a.me_with_cookie(&cookie).await.status(),
+        200,
+        "now cached on A"
+    );
+    let pair = a.token_pair("alice").await;
+    assert_eq!(
+        b.me_with_bearer(s(&pair["access_token"])).await.status(),
+        200
+    );
+    assert_eq!(b.refresh(s(&pair["refresh_token"])).await.status(), 200);
+
+    // Logout on B is enforced on A on the next request.
+    let res = b
+        .client
+        .post(b.url("/v1/logout"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(a.me_with_cookie(&cookie).await.status(), 401);
+
+    // Disable on B: A refuses the user's session and token.
+    let cookie = a.session_cookie("alice").await;
+    let token = a.access_token("alice").await;
+    assert_eq!(a.me_with_cookie(&cookie).await.status(), 200);
+    let admin_cookie = b.session_cookie("root").await;
+    let res = b
+        .client
+        .post(b.url(&format!("/v1/admin/users/{}/disable", alice.id)))
+        .header("cookie", &admin_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(a.me_with_cookie(&cookie).await.status(), 401);
+    within(
+        Duration::from_secs(2),
+        "disabled user's token refused on A",
+        || async { a.me_with_bearer(&token).await.status() == 401 },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn revocation_reaches_the_other_instance_quickly() {
+    let redis = RedisServer::start();
+    let db = shared_postgres().database().await;
+    let a = instance(&db, &redis).await;
+    let b = instance(&db, &redis).await;
+    wait_connected(&a).await;
+    wait_connected(&b).await;
+    a.add_user("alice", "user").await;
+    let mut delays = Vec::new();
+    for _ in 0..10 {
+        let token = a.access_token("alice").await;
+        assert_eq!(a.me_with_bearer(&token).await.status(), 200);
+        let res = b
+            .client
+            .post(b.url("/v1/logout"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204);
+        delays.push(
+            within(
+                Duration::from_secs(2),
+                "revocation on B refused on A",
+                || async { a.me_with_bearer(&token).await.status() == 401 },
+            )
+            .await,
+        );
+    }
+    delays.sort();
+    eprintln!(
+        "revocation delay B -> A over Redis pub/sub: median {:?}, max {:?}",
+        delays[delays.len() / 2],
+        delays[delays.len() - 1]
+    );
+}
+
+#[tokio::test]
+async fn without_the_push_channel_an_instance_reads_the_store_instead_of_trusting_its_cache() {
+    let mut redis = RedisServer::start();
+    let db = shared_postgres().database().await;
+    let a = instance(&db, &redis).await;
+    let b = instance(&db, &redis).await;
+    wait_connected(&a).await;
+    a.add_user("alice", "user").await;
+    let cookie = a.session_cookie("alice").await;
+    let token = a.access_token("alice").await;
+    assert_eq!(a.me_with_cookie(&cookie).await.status(), 200, "cached on A");
+    redis.kill();
+    within(
+        Duration::from_secs(5),
+        "A notices the lost channel",
+        || async { !a.state.revocations.cache_usable() },
+    )
+    .await;
+    // Revoked on B while no push can reach A.
+    assert_eq!(
+        b.client
+            .post(b.url("/v1/logout"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(
+        b.client
+            .post(b.url("/v1/logout"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(
+        a.me_with_cookie(&cookie).await.status(),
+        401,
+        "session: read from the store, not the stale cache"
+    );
+    within(
+        Duration::from_secs(2),
+        "token refused via the polled feed",
+        || async { a.me_with_bearer(&token).await.status() == 401 },
+    )
+    .await;
+    // The channel comes back by itself.
+    redis.restart();
+    wait_connected(&a).await;
+}
+
+#[tokio::test]
+async fn redis_killed_under_load_logs_nobody_out() {
+    let mut redis = RedisServer::start();
+    let db = shared_postgres().database().await;
+    let a = instance(&db, &redis).await;
+    wait_connected(&a).await;
+    a.add_user("alice", "user").await;
+    let cookie = a.session_cookie("alice").await;
+    let token = a.access_token("alice").await;
+    let load = |app: &TestApp| {
+        let (client, url, cookie, token) = (
+            app.client.clone(),
+            app.url("/v1/me"),
+            cookie.clone(),
+            token.clone(),
+        );
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            let end = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < end {
+                statuses.push(
+                    client
+                        .get(&url)
+                        .header("cookie", &cookie)
+                        .send()
+                        .await
+                        .unwrap()
+                        .status()
+                        .as_u16(),
+                );
+                statuses.push(
+                    client
+                        .get(&url)
+                        .bearer_auth(&token)
+                        .send()
+                        .await
+                        .unwrap()
+                        .status()
+                        .as_u16(),
+                );
+            }
+            statuses
+        })
+    };
+    let running = load(&a);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.kill();
+    // Login needs the throttling counters in Redis: 503 with Retry-After, never 401.
+    let res = within(
+        Duration::from_secs(5),
+        "login answers 503 while Redis is down",
+        || async { a.login("alice", PASSWORD).await.status() == 503 },
+    )
+    .await;
+    let _ = res;
+    let h = assert_error(
+        a.login("alice", PASSWORD).await,
+        503,
+        "temporarily_unavailable",
+    )
+    .await;
+    assert_eq!(h["retry-after"], "1");
+    assert!(h.get("set-cookie").is_none(), "never a cleared cookie");
+    let statuses = running.await.unwrap();
+    assert!(!statuses.is_empty());
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "valid credentials kept working: {:?}",
+        statuses.iter().filter(|s| **s != 200).collect::<Vec<_>>()
+    );
+    // Redis returns: logins work again by themselves; nothing was lost.
+    redis.restart();
+    within(Duration::from_secs(10), "login recovers", || async {
+        a.login("alice", PASSWORD).await.status() == 200
+    })
+    .await;
+    assert_eq!(a.me_with_cookie(&cookie).await.status(), 200);
+    assert_eq!(a.me_with_bearer(&token).await.status(), 200);
+}
+
+#[tokio::test]
+async fn postgres_killed_under_load_keeps_existing_credentials_working() {
+    let mut pg = PostgresServer::start();
+    let redis = RedisServer::start();
+    let db = pg.database().await;
+    let a = instance(&db, &redis).await;
+    let b = instance(&db, &redis).await;
+    wait_connected(&a).await;
+    a.add_user("alice", "user").await;
+    let cookie = a.session_cookie("alice").await;
+    let unseen = a.session_cookie("alice").await; // never used on B
+    let token = a.access_token("alice").await;
+    assert_eq!(a.me_with_cookie(&cookie).await.status(), 200);
+    pg.kill();
+    let mut statuses = Vec::new();
+    let end = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < end {
+        statuses.push(a.me_with_cookie(&cookie).await.status().as_u16());
+        statuses.push(a.me_with_bearer(&token).await.status().as_u16());
+        statuses.push(b.me_with_bearer(&token).await.status().as_u16());
+    }
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "existing credentials kept working: {statuses:?}"
+    );
+    // What needs the database answers 503 — never 401.
+    assert_error(
+        a.login("alice", PASSWORD).await,
+        503,
+        "temporarily_unavailable",
+    )
+    .await;
+    let h = assert_error(
+        b.me_with_cookie(&unseen).await,
+        503,
+        "temporarily_unavailable",
+    )
+    .await;
+    assert!(h.get("set-cookie").is_none());
+    let ready = a.client.get(a.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert_eq!(
+        a.client
+            .get(a.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // Recovery is automatic.
+    pg.restart();
+    within(Duration::from_secs(15), "login recovers", || async {
+        a.login("alice", PASSWORD).await.status() == 200
+    })
+    .await;
+    assert_eq!(b.me_with_cookie(&unseen).await.status(), 200);
+    assert_eq!(
+        a.client
+            .get(a.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn readiness_tells_the_truth_about_redis() {
+    let mut redis = RedisServer::start();
+    let db = shared_postgres().database().await;
+    let a = instance(&db, &redis).await;
+    let ready: Value = a
+        .client
+        .get(a.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        ready,
+        serde_json::json!({"ready": true, "database": true, "redis": true})
+    );
+    redis.kill();
+    let res = a.client.get(a.url("/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "1");
+    redis.restart();
+    within(Duration::from_secs(10), "ready again", || async {
+        a.client
+            .get(a.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 200
+    })
+    .await;
+}
