@@ -379,3 +379,45 @@ async fn readiness_tells_the_truth_about_redis() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn stale_revocation_state_fails_closed_after_the_bound_or_open_if_configured() {
+    for fail_open in [false, true] {
+        let mut pg = PostgresServer::start();
+        let mut redis = RedisServer::start();
+        let db = pg.database().await;
+        let (url, rurl) = (db.clone(), redis.url());
+        let a = TestApp::spawn_with(move |s| {
+            s.database_url = Some(Secret(url));
+            s.redis_url = Some(Secret(rurl));
+            s.revocation_poll_interval = Duration::from_millis(100);
+            s.revocation_staleness_bound = Duration::from_secs(1);
+            s.revocation_fail_open = fail_open;
+        })
+        .await;
+        wait_connected(&a).await;
+        a.add_user("alice", "user").await;
+        let token = a.access_token("alice").await;
+        redis.kill();
+        pg.kill();
+        assert_eq!(
+            a.me_with_bearer(&token).await.status(),
+            200,
+            "within the bound: last known state"
+        );
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let status = a.me_with_bearer(&token).await.status();
+        if fail_open {
+            assert_eq!(status, 200, "fail open as configured");
+        } else {
+            let h = assert_error(
+                a.me_with_bearer(&token).await,
+                503,
+                "temporarily_unavailable",
+            )
+            .await;
+            assert_eq!(h["retry-after"], "1");
+            assert_eq!(status, 503);
+        }
+    }
+}

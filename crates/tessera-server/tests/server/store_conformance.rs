@@ -179,3 +179,128 @@ async fn postgres() -> Stores {
 }
 
 conformance!(postgres_backend, postgres());
+
+/// Throttling counters: atomic under concurrency, resettable. Run against every backend
+/// that implements `RateLimitStore`, Redis included.
+pub async fn rate_limits_count_atomically(s: Stores) {
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let rl = s.rate_limits.clone();
+        tasks.push(tokio::spawn(async move {
+            rl.hit("acct:alice", 900, 1000).await.unwrap().0
+        }));
+    }
+    let mut counts = Vec::new();
+    for t in tasks {
+        counts.push(t.await.unwrap());
+    }
+    counts.sort();
+    assert_eq!(
+        counts,
+        (1..=20).collect::<Vec<u32>>(),
+        "every hit got its own count"
+    );
+    let (_, start) = s.rate_limits.hit("acct:alice", 900, 1000).await.unwrap();
+    assert!((100..=1000).contains(&start), "window start {start}");
+    s.rate_limits.reset("acct:alice").await.unwrap();
+    assert_eq!(
+        s.rate_limits.hit("acct:alice", 900, 1000).await.unwrap().0,
+        1
+    );
+    assert_eq!(
+        s.rate_limits
+            .hit("ip:127.0.0.1", 900, 1000)
+            .await
+            .unwrap()
+            .0,
+        1,
+        "keys are independent"
+    );
+}
+
+/// SQL backends take the window from `now`, so expiry is testable with a fake clock.
+pub async fn rate_limit_windows_restart(s: Stores) {
+    assert_eq!(s.rate_limits.hit("k", 100, 1000).await.unwrap(), (1, 1000));
+    assert_eq!(s.rate_limits.hit("k", 100, 1099).await.unwrap(), (2, 1000));
+    assert_eq!(s.rate_limits.hit("k", 100, 1100).await.unwrap(), (1, 1100));
+}
+
+pub async fn revocation_feed_is_ordered_and_resumable(s: Stores) {
+    use tessera_server::store::RevocationEvent;
+    assert_eq!(s.revocations.last_event_id().await.unwrap(), 0);
+    let mut ids = Vec::new();
+    for (kind, key) in [("jti", "j1"), ("family", "f1"), ("user", "u1")] {
+        ids.push(
+            s.revocations
+                .append_event(&RevocationEvent {
+                    id: 0,
+                    kind: kind.into(),
+                    key: key.into(),
+                    expires_at: 5,
+                })
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(s.revocations.last_event_id().await.unwrap(), ids[2]);
+    let after_first = s.revocations.events_since(ids[0], 10).await.unwrap();
+    assert_eq!(
+        after_first
+            .iter()
+            .map(|e| e.key.as_str())
+            .collect::<Vec<_>>(),
+        ["f1", "u1"]
+    );
+    assert_eq!(
+        s.revocations.events_since(ids[0], 1).await.unwrap().len(),
+        1
+    );
+}
+
+mod sqlite_extra {
+    use super::*;
+    #[tokio::test]
+    async fn rate_limits_count_atomically() {
+        super::rate_limits_count_atomically(sqlite().await).await
+    }
+    #[tokio::test]
+    async fn rate_limit_windows_restart() {
+        super::rate_limit_windows_restart(sqlite().await).await
+    }
+    #[tokio::test]
+    async fn revocation_feed_is_ordered_and_resumable() {
+        super::revocation_feed_is_ordered_and_resumable(sqlite().await).await
+    }
+}
+
+mod postgres_extra {
+    use super::*;
+    #[tokio::test]
+    async fn rate_limits_count_atomically() {
+        super::rate_limits_count_atomically(postgres().await).await
+    }
+    #[tokio::test]
+    async fn rate_limit_windows_restart() {
+        super::rate_limit_windows_restart(postgres().await).await
+    }
+    #[tokio::test]
+    async fn revocation_feed_is_ordered_and_resumable() {
+        super::revocation_feed_is_ordered_and_resumable(postgres().await).await
+    }
+}
+
+mod redis_extra {
+    use super::*;
+    #[tokio::test]
+    async fn rate_limits_count_atomically() {
+        // Kept alive for the whole test binary; its watchdog stops it when the binary exits.
+        let redis: &'static crate::harness::RedisServer =
+            Box::leak(Box::new(crate::harness::RedisServer::start()));
+        let mut stores = sqlite().await;
+        stores.rate_limits = std::sync::Arc::new(tessera_server::bus::RedisRateLimits(
+            tessera_server::bus::Redis::new(&redis.url()).unwrap(),
+        ));
+        super::rate_limits_count_atomically(stores).await
+    }
+}
