@@ -234,6 +234,11 @@ pub fn states(records: &[SigningKeyRecord], now: i64, token_lifetime: i64) -> Ve
         .collect()
 }
 
+/// Verified tokens remembered per key ring (see `Verifier::with_cache`): a token seen again
+/// costs a hash lookup instead of a signature check; expiry and revocation are still
+/// checked on every request.
+const VERIFIED_TOKEN_CACHE: usize = 65_536;
+
 struct SigningKey {
     kid: String,
     alg: Algorithm,
@@ -322,7 +327,7 @@ impl KeyRing {
         let jwks_json = serde_json::to_string(&jwks).map_err(|e| invalid("-", e.to_string()))?;
         Ok(Self {
             signers,
-            verifier: Arc::new(Verifier::new(keys, policy)),
+            verifier: Arc::new(Verifier::new(keys, policy).with_cache(VERIFIED_TOKEN_CACHE)),
             jwks_json: jwks_json.into(),
         })
     }
@@ -340,7 +345,7 @@ impl KeyRing {
         let signer = signing_key(&kid, Algorithm::HS256, EncodingKey::from_secret(secret), 0)?;
         Ok(Self {
             signers: vec![signer],
-            verifier: Arc::new(Verifier::new(keys, policy)),
+            verifier: Arc::new(Verifier::new(keys, policy).with_cache(VERIFIED_TOKEN_CACHE)),
             jwks_json: r#"{"keys":[]}"#.into(),
         })
     }

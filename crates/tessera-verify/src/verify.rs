@@ -139,17 +139,76 @@ fn b64(segment: &str, what: &'static str) -> Result<Vec<u8>, VerifyError> {
         .map_err(|_| VerifyError::Malformed(what))
 }
 
+/// Tokens that passed every time-independent check, by their exact text.
+///
+/// Signature, header, issuer and audience checks give the same answer every time for the
+/// same bytes and the same keys, so their result is remembered; expiry, `nbf`/`iat` and
+/// revocation are checked again on every use. The cache belongs to one [`Verifier`], i.e.
+/// to one key set: new keys, new (empty) cache.
+#[derive(Debug, Default)]
+struct VerifiedTokens {
+    map: std::sync::RwLock<std::collections::HashMap<Box<str>, AccessClaims>>,
+    capacity: usize,
+}
+
+impl VerifiedTokens {
+    fn get(&self, token: &str) -> Option<AccessClaims> {
+        self.map.read().ok()?.get(token).cloned()
+    }
+
+    fn put(&self, token: &str, claims: &AccessClaims) {
+        if let Ok(mut map) = self.map.write() {
+            // Bounded: only valid tokens get here, but there can be many. Starting over is
+            // cheaper than an eviction order and costs one verification per live token.
+            if map.len() >= self.capacity {
+                map.clear();
+            }
+            map.insert(token.into(), claims.clone());
+        }
+    }
+}
+
 /// Verifies access tokens against a [`KeySet`] under a [`Policy`].
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Verifier {
     keys: KeySet,
     policy: Policy,
+    verified: Option<VerifiedTokens>,
+}
+
+impl Clone for Verifier {
+    fn clone(&self) -> Self {
+        let verified = self.verified.as_ref().map(|v| VerifiedTokens {
+            map: Default::default(),
+            capacity: v.capacity,
+        });
+        Self {
+            keys: self.keys.clone(),
+            policy: self.policy.clone(),
+            verified,
+        }
+    }
 }
 
 impl Verifier {
     /// A verifier for these keys and this policy.
     pub fn new(keys: KeySet, policy: Policy) -> Self {
-        Self { keys, policy }
+        Self {
+            keys,
+            policy,
+            verified: None,
+        }
+    }
+
+    /// Remember up to `capacity` verified tokens, so that a token seen again costs a hash
+    /// lookup instead of a signature verification. Expiry and revocation are still checked
+    /// on every call; nothing about what is accepted changes.
+    pub fn with_cache(mut self, capacity: usize) -> Self {
+        self.verified = Some(VerifiedTokens {
+            map: Default::default(),
+            capacity: capacity.max(1),
+        });
+        self
     }
 
     /// The policy in force.
@@ -179,6 +238,13 @@ impl Verifier {
     ) -> Result<AccessClaims, VerifyError> {
         if token.len() > self.policy.max_token_bytes {
             return Err(VerifyError::TooLarge);
+        }
+        if let Some(claims) = self.verified.as_ref().and_then(|v| v.get(token)) {
+            self.check_time(&claims, now)?;
+            if revocations.is_revoked(&claims) {
+                return Err(VerifyError::Revoked);
+            }
+            return Ok(claims);
         }
         let mut parts = token.split('.');
         let (Some(h64), Some(p64), Some(s64), None) =
@@ -230,14 +296,19 @@ impl Verifier {
         let payload = b64(p64, "payload encoding")?;
         let claims: AccessClaims =
             serde_json::from_slice(&payload).map_err(|_| VerifyError::InvalidClaims)?;
-        self.check_claims(&claims, now)?;
+        self.check_claims(&claims)?;
+        self.check_time(&claims, now)?;
+        if let Some(v) = &self.verified {
+            v.put(token, &claims);
+        }
         if revocations.is_revoked(&claims) {
             return Err(VerifyError::Revoked);
         }
         Ok(claims)
     }
 
-    fn check_claims(&self, c: &AccessClaims, now: i64) -> Result<(), VerifyError> {
+    /// Checks that depend on the clock: repeated on every use of a cached token.
+    fn check_time(&self, c: &AccessClaims, now: i64) -> Result<(), VerifyError> {
         let leeway = self.policy.leeway_secs;
         if c.exp <= now - leeway {
             return Err(VerifyError::Expired);
@@ -245,6 +316,11 @@ impl Verifier {
         if c.nbf.is_some_and(|nbf| nbf > now + leeway) || c.iat > now + leeway {
             return Err(VerifyError::NotYetValid);
         }
+        Ok(())
+    }
+
+    /// Checks that depend only on the token and the policy.
+    fn check_claims(&self, c: &AccessClaims) -> Result<(), VerifyError> {
         if c.iss != self.policy.issuer {
             return Err(VerifyError::WrongIssuer);
         }

@@ -159,9 +159,11 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(panic_response))
-        // Logs method and path only: query strings and headers may carry credentials.
+        // Method and path only: query strings and headers may carry credentials. At debug
+        // level, so that the span costs nothing on the hot path unless asked for
+        // (RUST_LOG=tower_http=debug,tessera_server=debug).
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
         }))
         .with_state(state)
 }

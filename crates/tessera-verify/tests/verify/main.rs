@@ -376,3 +376,54 @@ fn revocation_state_is_consulted_after_verification() {
     );
     assert!(v.verify_with(&t, NOW, &RevokeJti("other")).is_ok());
 }
+
+mod cache {
+    use super::*;
+
+    struct RevokeJti(std::cell::Cell<bool>);
+    impl tessera_verify::RevocationCheck for RevokeJti {
+        fn is_revoked(&self, _: &tessera_verify::AccessClaims) -> bool {
+            self.0.get()
+        }
+    }
+
+    #[test]
+    fn a_cached_token_still_expires_and_can_still_be_revoked() {
+        let (s, v) = setup();
+        let v = v.with_cache(16);
+        let t = sign(&s, &header(&s), &claims());
+        let revoked = RevokeJti(std::cell::Cell::new(false));
+        assert!(v.verify_with(&t, NOW, &revoked).is_ok());
+        assert!(
+            v.verify_with(&t, NOW, &revoked).is_ok(),
+            "served from the cache"
+        );
+        revoked.0.set(true);
+        assert_eq!(v.verify_with(&t, NOW, &revoked), Err(VerifyError::Revoked));
+        revoked.0.set(false);
+        assert_eq!(
+            v.verify_with(&t, NOW + 330, &revoked),
+            Err(VerifyError::Expired)
+        );
+    }
+
+    #[test]
+    fn only_valid_tokens_are_cached_and_a_forgery_never_hits() {
+        let (s, v) = setup();
+        let v = v.with_cache(16);
+        let t = sign(&s, &header(&s), &claims());
+        assert!(v.verify(&t, NOW).is_ok());
+        let mut forged = t.clone();
+        forged.push('A');
+        assert!(v.verify(&forged, NOW).is_err());
+        assert!(v.verify(&forged, NOW).is_err());
+        // A token refused for its time is not cached as valid for later either.
+        let early = sign(&s, &header(&s), &{
+            let mut c = claims();
+            c["nbf"] = json!(NOW + 100);
+            c
+        });
+        assert_eq!(v.verify(&early, NOW), Err(VerifyError::NotYetValid));
+        assert!(v.verify(&early, NOW + 100).is_ok());
+    }
+}
