@@ -51,6 +51,31 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Measure throughput, latency, CPU per request, credential size and revocation delay
+    /// of each credential kind on this machine (loopback only, bounded).
+    Bench {
+        /// Measured seconds per row.
+        #[arg(long, default_value = "5")]
+        seconds: u64,
+        /// Concurrent connections.
+        #[arg(long, default_value = "32")]
+        connections: usize,
+        /// At most this many requests per row.
+        #[arg(long, default_value = "2000000")]
+        max_requests: u64,
+        /// Redis for the session-on-Redis row and the revocation-delay row.
+        #[arg(long, value_name = "URL")]
+        redis_url: Option<String>,
+        /// Measure an already running tessera (loopback only) instead of starting one.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Directory for report.md and throughput.svg.
+        #[arg(long, default_value = "tessera-bench")]
+        out: PathBuf,
+        /// Only rows whose name contains this (repeatable), e.g. `--only jwt`.
+        #[arg(long)]
+        only: Vec<String>,
+    },
     /// Manage signing keys.
     Keys {
         #[command(subcommand)]
@@ -165,6 +190,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { command } => keys_command(command).await,
+        Command::Bench {
+            seconds,
+            connections,
+            max_requests,
+            redis_url,
+            url,
+            out,
+            only,
+        } => {
+            if connections == 0 || connections > 1024 || seconds == 0 || seconds > 600 {
+                bail!("--connections must be 1-1024 and --seconds 1-600");
+            }
+            let opts = crate::bench::BenchOptions {
+                duration: std::time::Duration::from_secs(seconds),
+                connections,
+                max_requests,
+                redis_url,
+                url,
+                out,
+                only,
+            };
+            crate::bench::bench(opts).await?;
+            Ok(())
+        }
         Command::Client {
             command: ClientCommand::Add { name, common },
         } => {

@@ -5,6 +5,7 @@ mod harness;
 mod helpers;
 
 mod accounts;
+mod bench_cli;
 mod cli;
 mod errors;
 mod interop;
