@@ -517,7 +517,8 @@ pub async fn bench(opts: BenchOptions) -> anyhow::Result<(Vec<Row>, Option<Vec<u
             .await?,
         );
     }
-    let logins: [(&str, fn(String, String) -> Load, &str); 3] = [
+    type MakeLoad = fn(String, String) -> Load;
+    let logins: [(&str, MakeLoad, &str); 3] = [
         (
             "login/session",
             |url, user| Load::Login { url, user },
