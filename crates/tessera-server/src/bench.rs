@@ -491,6 +491,52 @@ pub async fn bench(opts: BenchOptions) -> anyhow::Result<(Vec<Row>, Option<Vec<u
             .await?,
         );
     }
+    if wanted("login-flood") {
+        // /v1/me while logins keep every Argon2 slot busy: the hashing bound is what keeps
+        // the rest of the server responsive.
+        let server = start(&[], None)?;
+        signup(&http, &server.base, "alice").await?;
+        let token = token_pair(&http, &server.base, "alice").await?["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut flood = Vec::new();
+        for _ in 0..16 {
+            let (http, url, stop) = (
+                http.clone(),
+                format!("{}/v1/login", server.base),
+                stop.clone(),
+            );
+            flood.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = http
+                        .post(&url)
+                        .json(&serde_json::json!({"username": "alice", "password": PASSWORD}))
+                        .send()
+                        .await;
+                }
+            }));
+        }
+        let header = ("authorization", format!("Bearer {token}"));
+        let bytes = header.1.len();
+        let row = run(
+            "me/jwt-eddsa+login-flood",
+            Load::Get {
+                url: format!("{}/v1/me", server.base),
+                header,
+            },
+            Some(&server),
+            &opts,
+            Some(bytes),
+        )
+        .await;
+        stop.store(true, Ordering::Relaxed);
+        for f in flood {
+            let _ = f.await;
+        }
+        rows.push(row?);
+    }
     let mut session_modes = vec![("me/session-sqlite", vec![])];
     if let Some(r) = &opts.redis_url {
         session_modes.push(("me/session-redis", vec![("TESSERA_REDIS_URL", r.clone())]));
