@@ -157,6 +157,31 @@ impl SessionCache {
         }
     }
 
+    /// Forget sessions that have ended by `now` (the store purges its own copy).
+    pub fn purge(&self, now: i64) {
+        let mut c = write(&self.cached);
+        let before = c.sessions.len();
+        c.sessions
+            .retain(|_, (s, _)| now < s.idle_expires_at && now < s.expires_at);
+        if c.sessions.len() != before {
+            let live: HashSet<Vec<u8>> = c.sessions.keys().cloned().collect();
+            c.by_user.retain(|_, hashes| {
+                hashes.retain(|h| live.contains(h));
+                !hashes.is_empty()
+            });
+        }
+    }
+
+    /// How many sessions are cached.
+    pub fn len(&self) -> usize {
+        read(&self.cached).sessions.len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Forget everything.
     pub fn clear(&self) {
         let mut c = write(&self.cached);
@@ -448,6 +473,46 @@ pub async fn revoke_user(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn record(hash: u8, user: &str, idle: i64, abs: i64) -> (SessionRecord, User) {
+        let s = SessionRecord {
+            id: format!("s{hash}"),
+            token_hash: vec![hash; 32],
+            user_id: user.into(),
+            created_at: 0,
+            last_seen_at: 0,
+            idle_expires_at: idle,
+            expires_at: abs,
+            user_agent: None,
+            ip: None,
+        };
+        let u = User {
+            id: user.into(),
+            username: user.into(),
+            role: "user".into(),
+            password_hash: String::new(),
+            disabled: false,
+            created_at: 0,
+        };
+        (s, u)
+    }
+
+    #[test]
+    fn the_session_cache_forgets_ended_sessions_and_users() {
+        let cache = SessionCache::default();
+        for (h, u, idle, abs) in [(1, "a", 100, 500), (2, "a", 300, 500), (3, "b", 300, 200)] {
+            let (s, u) = record(h, u, idle, abs);
+            cache.put(s, u);
+        }
+        cache.purge(150);
+        assert!(cache.get(&[1; 32]).is_none(), "idle-expired");
+        assert!(cache.get(&[2; 32]).is_some());
+        assert_eq!(cache.len(), 2);
+        cache.purge(250);
+        assert!(cache.get(&[3; 32]).is_none(), "absolute-expired");
+        cache.remove_user("a");
+        assert!(cache.is_empty());
+    }
 
     #[test]
     fn hex_roundtrips() {

@@ -181,6 +181,7 @@ impl Application {
                     _ = tick.tick() => {
                         let now = purge_state.clock.now();
                         purge_state.revocations.list.purge(now);
+                        purge_state.revocations.sessions.purge(now);
                         match purge_state.stores.sessions.purge_expired_sessions(now).await {
                             Ok(n) if n > 0 => tracing::debug!(purged = n, "expired sessions purged"),
                             Ok(_) => {}
