@@ -46,6 +46,42 @@ pub async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
     Ok(stores)
 }
 
+/// How long revocation-feed events are kept.
+const FEED_RETENTION_SECS: i64 = 86_400;
+
+/// Take the data directory's instance lock. Without Redis, an instance trusts that it is
+/// the only one revoking sessions in its SQLite file (its cache is invalidated locally);
+/// a second `tessera serve` on the same directory would break that silently, so it is
+/// refused instead. (Administrative commands such as `tessera user add` need no lock.)
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let path = dir.join("tessera.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .mode(0o600)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another tessera serve is already using {}: several instances on one SQLite file need redis_url (or use database_url)",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
 impl Application {
     /// Open stores, load or create keys, bind `settings.listen`.
     pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
@@ -62,6 +98,11 @@ impl Application {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
+        let instance_lock = if settings.single_writer() {
+            Some(lock_data_dir(&settings.data_dir)?)
+        } else {
+            None
+        };
         let stores = open_stores(&settings).await?;
         let mut policy = Policy::new(settings.public_url.clone(), settings.audience.clone());
         policy.leeway_secs = settings.jwt_leeway.as_secs() as i64;
@@ -103,6 +144,7 @@ impl Application {
             keys,
             clock,
             revocations,
+            instance_lock,
             redis,
         });
         Ok(Self {
@@ -182,6 +224,11 @@ impl Application {
                         let now = purge_state.clock.now();
                         purge_state.revocations.list.purge(now);
                         purge_state.revocations.sessions.purge(now);
+                        // The feed is for instances catching up; a day covers any outage
+                        // shorter than the staleness bound many times over.
+                        if let Err(e) = purge_state.stores.revocations.prune_events(now - FEED_RETENTION_SECS).await {
+                            tracing::warn!(error = ?e, "revocation feed prune failed");
+                        }
                         match purge_state.stores.sessions.purge_expired_sessions(now).await {
                             Ok(n) if n > 0 => tracing::debug!(purged = n, "expired sessions purged"),
                             Ok(_) => {}

@@ -50,6 +50,9 @@ pub struct Inner {
     pub keys: Keys,
     /// The clock every expiry decision reads.
     pub clock: Arc<dyn Clock>,
+    /// The data directory's instance lock, held for the life of the server when this
+    /// instance is the SQLite file's only writer.
+    pub instance_lock: Option<std::fs::File>,
     /// Redis, when configured (readiness checks it).
     pub redis: Option<crate::bus::Redis>,
     /// Revocation state every token verification consults.

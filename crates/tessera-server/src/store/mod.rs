@@ -283,6 +283,8 @@ pub trait RevocationStore: Send + Sync + 'static {
     ) -> Result<Vec<RevocationEvent>, StoreError>;
     /// The newest event id (0 when the feed is empty).
     async fn last_event_id(&self) -> Result<i64, StoreError>;
+    /// Delete feed events recorded before `before` (seconds since the epoch); how many.
+    async fn prune_events(&self, before: i64) -> Result<u64, StoreError>;
 }
 
 /// One entry of the revocation feed: what every instance must apply to its in-memory

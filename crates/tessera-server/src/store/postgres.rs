@@ -665,6 +665,15 @@ impl RevocationStore for PostgresStore {
             .map_err(backend)
     }
 
+    async fn prune_events(&self, before: i64) -> Result<u64, StoreError> {
+        let res = sqlx::query("DELETE FROM revocation_events WHERE at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(res.rows_affected())
+    }
+
     async fn last_event_id(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COALESCE(MAX(id), 0)::BIGINT AS id FROM revocation_events")
             .fetch_one(&self.pool)

@@ -53,3 +53,31 @@ async fn data_dir_and_files_are_private() {
     }
     assert!(files >= 2, "database and its WAL");
 }
+
+#[tokio::test]
+async fn a_second_single_writer_instance_on_the_same_data_dir_is_refused() {
+    let first = TestApp::spawn().await;
+    let settings = crate::helpers::test_settings(&first.dir);
+    let err = tessera_server::startup::Application::build(
+        settings,
+        std::sync::Arc::new(tessera_server::clock::SystemClock),
+    )
+    .await
+    .err()
+    .expect("a second instance must not start");
+    assert!(format!("{err:#}").contains("redis_url"), "{err:#}");
+    let (dir, clock) = (first.dir.clone(), first.clock.clone());
+    first.stop().await;
+    // Once the first is gone, the directory is free again.
+    let second = TestApp::spawn_in(dir, clock, |_| {}).await;
+    assert_eq!(
+        second
+            .client
+            .get(second.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
