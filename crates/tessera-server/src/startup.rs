@@ -138,6 +138,7 @@ impl Application {
             revocations.set_push(p.clone());
         }
         let state = AppState::new(Inner {
+            cookie_name: settings.cookie_name(),
             settings,
             stores,
             passwords,

@@ -10,7 +10,6 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::request::Parts;
-use axum_extra::extract::cookie::CookieJar;
 use tessera_verify::bearer::bearer_token;
 
 use super::AppState;
@@ -98,13 +97,12 @@ impl FromRequestParts<AppState> for Principal {
             }
             Ok(None) => {}
         }
-        let jar = CookieJar::from_headers(&parts.headers);
-        let Some(cookie) = jar.get(&state.settings.cookie_name()) else {
+        let Some(value) = session_cookie(&parts.headers, &state.cookie_name) else {
             return Err(ApiError::Unauthorized {
                 invalid_token: false,
             });
         };
-        let token_hash = session::hash_token(cookie.value());
+        let token_hash = session::hash_token(value);
         let (mut s, user) = session_and_user(state, &token_hash, now).await?;
         // Sliding renewal, written at most once per touch interval. A store that cannot
         // take the write does not log anyone out: the session is served and the write
@@ -138,6 +136,20 @@ impl FromRequestParts<AppState> for Principal {
             },
         })
     }
+}
+
+/// The value of the session cookie, read straight from the `Cookie` headers (no jar is
+/// built: this runs on every cookie-authenticated request).
+pub fn session_cookie<'h>(headers: &'h axum::http::HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == name).then_some(v.trim_matches('"'))
+        })
 }
 
 /// The live session for this token hash and its (enabled) user: from the cache when it
@@ -241,6 +253,25 @@ impl FromRequestParts<AppState> for ClientInfo {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn the_session_cookie_is_found_by_exact_name() {
+        let mut h = axum::http::HeaderMap::new();
+        h.append(
+            "cookie",
+            "xtessera_session=evil; theme=dark".parse().unwrap(),
+        );
+        h.append(
+            "cookie",
+            "other=1;  tessera_session=abc ; z=2".parse().unwrap(),
+        );
+        assert_eq!(session_cookie(&h, "tessera_session"), Some("abc"));
+        assert_eq!(session_cookie(&h, "missing"), None);
+        assert_eq!(
+            session_cookie(&axum::http::HeaderMap::new(), "tessera_session"),
+            None
+        );
+    }
 
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {

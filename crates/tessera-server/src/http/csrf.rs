@@ -21,7 +21,6 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, ORIGIN};
 use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum_extra::extract::cookie::CookieJar;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use subtle::ConstantTimeEq;
@@ -83,10 +82,8 @@ pub async fn protect(State(state): State<AppState>, req: Request, next: Next) ->
     if let Some(refusal) = refuse_cross_site(&state, &req) {
         return refusal;
     }
-    let jar = CookieJar::from_headers(req.headers());
-    let Some(session) = jar
-        .get(&state.settings.cookie_name())
-        .map(|c| c.value().to_owned())
+    let Some(session) =
+        super::auth::session_cookie(req.headers(), &state.cookie_name).map(str::to_owned)
     else {
         return next.run(req).await;
     };

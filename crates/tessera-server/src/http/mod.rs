@@ -50,6 +50,8 @@ pub struct Inner {
     pub keys: Keys,
     /// The clock every expiry decision reads.
     pub clock: Arc<dyn Clock>,
+    /// The session cookie's name (computed once from the settings).
+    pub cookie_name: String,
     /// The data directory's instance lock, held for the life of the server when this
     /// instance is the SQLite file's only writer.
     pub instance_lock: Option<std::fs::File>,
@@ -113,22 +115,25 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response:
 
 /// The application's routes and layers.
 pub fn router(state: AppState) -> Router {
-    // Routes a session cookie can authenticate: same-origin check and, for form posts,
-    // the synchronizer token.
-    let session_routes = Router::new()
+    // Reads need no CSRF check (a cross-site page cannot read the answer: no CORS), and
+    // stay off the middleware so that the hot path (`GET /v1/me`) pays nothing for it.
+    let reads = Router::new()
         .route("/v1/me", get(account::me))
-        .route("/v1/logout", post(sessions::logout))
-        .route("/v1/logout-all", post(sessions::logout_all))
         .route("/v1/sessions", get(sessions::list))
-        .route("/v1/sessions/{id}", delete(sessions::delete))
-        .route("/v1/password", post(sessions::change_password))
         .route("/v1/csrf", get(sessions::csrf))
         .route("/v1/admin/users", get(admin::list_users))
+        .route("/v1/admin/audit", get(admin::audit));
+    // State-changing routes a session cookie can authenticate: same-origin check and, for
+    // form posts, the synchronizer token.
+    let session_routes = Router::new()
+        .route("/v1/logout", post(sessions::logout))
+        .route("/v1/logout-all", post(sessions::logout_all))
+        .route("/v1/sessions/{id}", delete(sessions::delete))
+        .route("/v1/password", post(sessions::change_password))
         .route("/v1/admin/users/{id}/role", post(admin::set_role))
         .route("/v1/admin/users/{id}/disable", post(admin::disable))
         .route("/v1/admin/users/{id}/enable", post(admin::enable))
         .route("/v1/admin/users/{id}/revoke", post(admin::revoke))
-        .route("/v1/admin/audit", get(admin::audit))
         .route_layer(middleware::from_fn_with_state(state.clone(), csrf::protect));
     // Login and signup run before any session: same-origin check (login CSRF).
     let entry_routes = Router::new()
@@ -144,6 +149,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/revoke", post(oauth::revoke))
         .route("/v1/introspect", post(oauth::introspect));
     let v1 = Router::new()
+        .merge(reads)
         .merge(session_routes)
         .merge(entry_routes)
         .merge(oauth_routes)

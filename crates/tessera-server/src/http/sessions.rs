@@ -6,7 +6,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::http::header::SET_COOKIE;
 use axum::response::{IntoResponse, Response};
-use axum_extra::extract::cookie::CookieJar;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 
@@ -431,7 +430,7 @@ pub async fn change_password(
 pub async fn csrf(
     State(state): State<AppState>,
     p: Principal,
-    jar: CookieJar,
+    headers: axum::http::HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Credential::Session { .. } = p.credential else {
         return Err(ApiError::BadRequest {
@@ -439,12 +438,12 @@ pub async fn csrf(
             description: "CSRF tokens exist only for cookie sessions".into(),
         });
     };
-    let cookie = jar
-        .get(&state.settings.cookie_name())
-        .ok_or(ApiError::Unauthorized {
+    let cookie = super::auth::session_cookie(&headers, &state.cookie_name).ok_or(
+        ApiError::Unauthorized {
             invalid_token: false,
-        })?;
+        },
+    )?;
     Ok(Json(
-        json!({ "csrf_token": super::csrf::csrf_token(cookie.value()) }),
+        json!({ "csrf_token": super::csrf::csrf_token(cookie) }),
     ))
 }
