@@ -33,6 +33,12 @@ fn ed25519(kid: &str) -> (Signer, Jwk) {
     )
 }
 
+fn public_jwk_of(s: &Signer) -> Jwk {
+    let mut jwk = Jwk::from_encoding_key(&s.key, Algorithm::EdDSA).unwrap();
+    jwk.common.key_id = Some(s.kid.clone());
+    jwk
+}
+
 fn setup() -> (Signer, Verifier) {
     let (signer, jwk) = ed25519("k1");
     let keys = KeySet::from_jwks(&JwkSet { keys: vec![jwk] }).unwrap();
@@ -199,15 +205,24 @@ fn alg_none_and_alg_swaps_are_refused() {
         v.verify(&format!("{}.{}.", parts[0], parts[1]), NOW),
         Err(VerifyError::AlgorithmMismatch)
     );
-    // HS256 keyed with the public key bytes: the classic key-confusion attack.
+    // HS256 keyed with the published public key itself, in every encoding an attacker
+    // might try: the classic key-confusion attack.
+    let jwks = serde_json::to_value(JwkSet {
+        keys: vec![public_jwk_of(&s)],
+    })
+    .unwrap();
+    let x = jwks["keys"][0]["x"].as_str().unwrap().to_owned();
+    let raw = URL_SAFE_NO_PAD.decode(&x).unwrap();
     let mut h = header(&s);
     h["alg"] = json!("HS256");
-    let hs = Signer {
-        kid: "k1".into(),
-        key: EncodingKey::from_secret(b"public-key-bytes"),
-    };
-    let t = sign_raw(&hs, Algorithm::HS256, &h.to_string(), &claims().to_string());
-    assert_eq!(v.verify(&t, NOW), Err(VerifyError::AlgorithmMismatch));
+    for secret in [raw.clone(), x.into_bytes(), jwks.to_string().into_bytes()] {
+        let hs = Signer {
+            kid: "k1".into(),
+            key: EncodingKey::from_secret(&secret),
+        };
+        let t = sign_raw(&hs, Algorithm::HS256, &h.to_string(), &claims().to_string());
+        assert_eq!(v.verify(&t, NOW), Err(VerifyError::AlgorithmMismatch));
+    }
 }
 
 #[test]
@@ -294,6 +309,10 @@ fn non_canonical_base64_and_json_serialization_are_refused() {
         v.verify("a.b.c.d", NOW),
         Err(VerifyError::Malformed(_))
     ));
+    // Truncated anywhere: never valid.
+    for cut in [1, 10, 40, t.len() / 2, t.len() - 1] {
+        assert!(v.verify(&t[..cut], NOW).is_err(), "truncated at {cut}");
+    }
 }
 
 #[test]
