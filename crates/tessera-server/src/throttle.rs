@@ -19,34 +19,73 @@ pub async fn login_attempt(
     ip: Option<&str>,
 ) -> Result<(), ApiError> {
     let s = &state.settings;
-    let now = state.clock.now();
-    let window = s.login_throttle_window.as_secs() as i64;
-    let mut keys = vec![(format!("acct:{username}"), s.login_throttle_account)];
+    hit(
+        state,
+        &format!("acct:{username}"),
+        s.login_throttle_account,
+        "account",
+        Some(username),
+        ip,
+    )
+    .await?;
     if let Some(ip) = ip {
-        keys.push((format!("ip:{ip}"), s.login_throttle_ip));
+        hit(
+            state,
+            &format!("ip:{ip}"),
+            s.login_throttle_ip,
+            "ip",
+            Some(username),
+            Some(ip),
+        )
+        .await?;
     }
-    for (key, limit) in keys {
-        let (count, start) = state.stores.rate_limits.hit(&key, window, now).await?;
-        if count > limit {
-            let retry_after = u32::try_from((start + window - now).max(1)).unwrap_or(u32::MAX);
-            let scope = if key.starts_with("ip:") {
-                "ip"
-            } else {
-                "account"
-            };
-            state
-                .stores
-                .audit
-                .record(
-                    now,
-                    "login_throttled",
-                    None,
-                    &json!({"scope": scope, "username": username, "ip": ip}),
-                )
-                .await?;
-            tracing::warn!(event = "login_throttled", scope, "login attempt throttled");
-            return Err(ApiError::TooManyRequests { retry_after });
+    Ok(())
+}
+
+/// Count a signup from `ip`: account creation costs a hash and a row, so it is limited
+/// per client IP like logins (`login_throttle_ip` per `login_throttle_window`).
+pub async fn signup_attempt(state: &AppState, ip: Option<&str>) -> Result<(), ApiError> {
+    match ip {
+        Some(ip) => {
+            hit(
+                state,
+                &format!("signup:{ip}"),
+                state.settings.login_throttle_ip,
+                "signup",
+                None,
+                Some(ip),
+            )
+            .await
         }
+        None => Ok(()),
+    }
+}
+
+async fn hit(
+    state: &AppState,
+    key: &str,
+    limit: u32,
+    scope: &str,
+    username: Option<&str>,
+    ip: Option<&str>,
+) -> Result<(), ApiError> {
+    let now = state.clock.now();
+    let window = state.settings.login_throttle_window.as_secs() as i64;
+    let (count, start) = state.stores.rate_limits.hit(key, window, now).await?;
+    if count > limit {
+        let retry_after = u32::try_from((start + window - now).max(1)).unwrap_or(u32::MAX);
+        state
+            .stores
+            .audit
+            .record(
+                now,
+                "login_throttled",
+                None,
+                &json!({"scope": scope, "username": username, "ip": ip}),
+            )
+            .await?;
+        tracing::warn!(event = "login_throttled", scope, "attempt throttled");
+        return Err(ApiError::TooManyRequests { retry_after });
     }
     Ok(())
 }

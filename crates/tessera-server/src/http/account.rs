@@ -40,11 +40,13 @@ impl From<User> for UserView {
 /// Create an account with role `user`. 409 if the name is taken; 403 when signup is off.
 pub async fn signup(
     State(state): State<AppState>,
+    client: super::auth::ClientInfo,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     if !state.settings.signup_enabled {
         return Err(ApiError::Forbidden("signup_disabled"));
     }
+    crate::throttle::signup_attempt(&state, client.ip.as_deref()).await?;
     let user = users::create(
         state.stores.users.as_ref(),
         &state.passwords,

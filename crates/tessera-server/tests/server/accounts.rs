@@ -890,3 +890,35 @@ async fn audit_rows_for_each_event_without_secrets() {
             .all(|e| e["kind"] == "login")
     );
 }
+
+#[tokio::test]
+async fn signups_are_throttled_per_client_ip() {
+    let app = TestApp::spawn_with(|s| s.login_throttle_ip = 3).await;
+    for i in 0..3 {
+        let res = app
+            .post_json(
+                "/v1/signup",
+                json!({"username": format!("user{i}"), "password": "long enough"}),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+    }
+    let res = app
+        .post_json(
+            "/v1/signup",
+            json!({"username": "user9", "password": "long enough"}),
+        )
+        .await;
+    let h = assert_error(res, 429, "too_many_requests").await;
+    assert!(h.get("retry-after").is_some());
+    assert!(
+        app.state
+            .stores
+            .users
+            .user_by_name("user9")
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing created"
+    );
+}
