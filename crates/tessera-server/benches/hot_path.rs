@@ -146,6 +146,22 @@ fn revocation_and_sessions(c: &mut Criterion) {
     c.bench_function("session_lookup/cache_hit", |b| {
         b.iter(|| revocations.sessions.get(black_box(&hash)).unwrap())
     });
+    // Redis only when one is named: `BENCH_REDIS_URL=redis://127.0.0.1:6379 cargo bench ...`
+    if let Ok(url) = std::env::var("BENCH_REDIS_URL") {
+        use tessera_server::store::SessionStore;
+        let redis_sessions = tessera_server::store::redis_sessions::RedisSessionStore::new(
+            tessera_server::bus::Redis::new(&url).unwrap(),
+        );
+        rt.block_on(redis_sessions.create_session(&session))
+            .unwrap();
+        c.bench_function("session_lookup/redis", |b| {
+            b.iter(|| {
+                rt.block_on(redis_sessions.load_session(black_box(&hash), NOW))
+                    .unwrap()
+                    .unwrap()
+            })
+        });
+    }
     c.bench_function("session_lookup/sqlite", |b| {
         b.iter(|| {
             rt.block_on(async {

@@ -51,6 +51,11 @@ impl Redis {
         Ok(Self { client, manager })
     }
 
+    /// A handle for commands (cheap to clone; reconnects by itself).
+    pub fn manager(&self) -> ConnectionManager {
+        self.manager.clone()
+    }
+
     /// Whether Redis answers a PING.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut c = self.manager.clone();

@@ -91,6 +91,10 @@ pub struct Settings {
     /// Redis URL (`redis://host:port`): the channel that pushes revocations between
     /// instances, and the login-throttling counters. Default: unset.
     pub redis_url: Option<Secret>,
+    /// Where session records live: `database` (the SQL store: SQLite or PostgreSQL; the
+    /// default) or `redis` (needs `redis_url`; then Redis is the durable store for
+    /// sessions — run it with `appendonly yes`).
+    pub session_store: SessionBackend,
     /// How often the revocation feed is polled (catch-up behind the push channel, and the
     /// only path without one). Default `500ms`.
     #[serde(with = "humantime_serde")]
@@ -156,6 +160,7 @@ impl Default for Settings {
             refresh_grace_period: Duration::from_secs(10),
             database_url: None,
             redis_url: None,
+            session_store: SessionBackend::Database,
             revocation_poll_interval: Duration::from_millis(500),
             revocation_staleness_bound: Duration::from_secs(30),
             revocation_fail_open: false,
@@ -167,6 +172,16 @@ impl Default for Settings {
             hash_queue_timeout: Duration::from_secs(10),
         }
     }
+}
+
+/// Where session records live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionBackend {
+    /// The SQL store (SQLite or PostgreSQL).
+    Database,
+    /// Redis.
+    Redis,
 }
 
 /// A secret setting: never printed by `Debug`.
@@ -357,6 +372,9 @@ impl Settings {
                 "hs256_secret",
                 "must be at least 32 bytes (generate one: openssl rand -base64 48)",
             ));
+        }
+        if self.session_store == SessionBackend::Redis && self.redis_url.is_none() {
+            return Err(invalid("session_store", "\"redis\" needs redis_url"));
         }
         if self.revocation_poll_interval.is_zero() {
             return Err(invalid("revocation_poll_interval", "must be at least 1ms"));

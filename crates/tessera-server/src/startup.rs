@@ -41,6 +41,11 @@ pub async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
         };
     if let Some(url) = &settings.redis_url {
         let redis = crate::bus::Redis::new(&url.0).context("redis_url")?;
+        if settings.session_store == crate::config::SessionBackend::Redis {
+            stores.sessions = Arc::new(crate::store::redis_sessions::RedisSessionStore::new(
+                redis.clone(),
+            ));
+        }
         stores.rate_limits = Arc::new(crate::bus::RedisRateLimits(redis));
     }
     Ok(stores)

@@ -14,6 +14,7 @@
 //! - [`UserStore::create`] refuses a username that is taken with [`StoreError::Conflict`].
 
 pub mod postgres;
+pub mod redis_sessions;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -81,7 +82,7 @@ pub trait RateLimitStore: Send + Sync + 'static {
 }
 
 /// A server-side session as stored. The token itself is never stored: only its hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SessionRecord {
     /// Public handle of the session (UUID), safe to show and to use in URLs.
     pub id: String,

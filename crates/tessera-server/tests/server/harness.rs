@@ -82,14 +82,25 @@ pub struct RedisServer {
     pub port: u16,
     dir: TempDir,
     child: Option<Child>,
+    durable: bool,
 }
 
 impl RedisServer {
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// With an append-only file synced on every write: survives SIGKILL.
+    pub fn start_durable() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Self {
         let mut r = Self {
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
             child: None,
+            durable,
         };
         r.restart();
         r
@@ -113,7 +124,9 @@ impl RedisServer {
             "--save",
             "",
             "--appendonly",
-            "no",
+            if self.durable { "yes" } else { "no" },
+            "--appendfsync",
+            "always",
             "--dir",
         ]
         .iter()

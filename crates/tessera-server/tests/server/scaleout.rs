@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tessera_server::clock::Clock;
 use tessera_server::config::Secret;
 
 use crate::harness::{PostgresServer, RedisServer, shared_postgres};
@@ -420,4 +421,72 @@ async fn stale_revocation_state_fails_closed_after_the_bound_or_open_if_configur
             assert_eq!(status, 503);
         }
     }
+}
+
+#[tokio::test]
+async fn sessions_in_redis_survive_a_redis_crash_and_are_never_a_401_meanwhile() {
+    let mut redis = RedisServer::start_durable();
+    let db = shared_postgres().database().await;
+    let (url, rurl) = (db.clone(), redis.url());
+    let settings = move |s: &mut tessera_server::config::Settings| {
+        s.database_url = Some(Secret(url.clone()));
+        s.redis_url = Some(Secret(rurl.clone()));
+        s.session_store = tessera_server::config::SessionBackend::Redis;
+    };
+    let a = TestApp::spawn_with(settings.clone()).await;
+    let b = TestApp::spawn_with(settings).await;
+    wait_connected(&a).await;
+    a.add_user("alice", "user").await;
+    let cookie = a.session_cookie("alice").await;
+    assert_eq!(
+        b.me_with_cookie(&cookie).await.status(),
+        200,
+        "shared through Redis"
+    );
+    // The record is in Redis, not in the SQL store.
+    let hash = tessera_server::session::hash_token(cookie.split_once('=').unwrap().1);
+    let sql = tessera_server::store::postgres::PostgresStore::connect(&db)
+        .await
+        .unwrap();
+    use tessera_server::store::SessionStore;
+    assert!(
+        sql.load_session(&hash, a.clock.now())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    redis.kill();
+    within(Duration::from_secs(5), "A notices", || async {
+        !a.state.revocations.cache_usable()
+    })
+    .await;
+    let h = assert_error(
+        a.me_with_cookie(&cookie).await,
+        503,
+        "temporarily_unavailable",
+    )
+    .await;
+    assert!(h.get("set-cookie").is_none(), "never a cleared cookie");
+    redis.restart();
+    within(
+        Duration::from_secs(10),
+        "session back after the crash",
+        || async { a.me_with_cookie(&cookie).await.status() == 200 },
+    )
+    .await;
+    // B's command connection finds out about the restart on first use (one 503 at most),
+    // then reconnects by itself; its logout reaches A.
+    within(Duration::from_secs(10), "logout on B", || async {
+        b.client
+            .post(b.url("/v1/logout"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 204
+    })
+    .await;
+    assert_eq!(a.me_with_cookie(&cookie).await.status(), 401);
 }

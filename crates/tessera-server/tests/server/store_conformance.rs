@@ -304,3 +304,16 @@ mod redis_extra {
         super::rate_limits_count_atomically(stores).await
     }
 }
+
+async fn redis_sessions() -> Stores {
+    // Kept alive for the whole test binary; its watchdog stops it when the binary exits.
+    let redis: &'static crate::harness::RedisServer =
+        Box::leak(Box::new(crate::harness::RedisServer::start()));
+    let mut stores = sqlite().await;
+    let r = tessera_server::bus::Redis::new(&redis.url()).unwrap();
+    stores.sessions =
+        std::sync::Arc::new(tessera_server::store::redis_sessions::RedisSessionStore::new(r));
+    stores
+}
+
+conformance!(redis_sessions_backend, redis_sessions());
