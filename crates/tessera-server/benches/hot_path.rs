@@ -149,6 +149,7 @@ fn revocation_and_sessions(c: &mut Criterion) {
     // Redis only when one is named: `BENCH_REDIS_URL=redis://127.0.0.1:6379 cargo bench ...`
     if let Ok(url) = std::env::var("BENCH_REDIS_URL") {
         use tessera_server::store::SessionStore;
+        let _runtime = rt.enter(); // the connection manager spawns its driver task
         let redis_sessions = tessera_server::store::redis_sessions::RedisSessionStore::new(
             tessera_server::bus::Redis::new(&url).unwrap(),
         );

@@ -39,6 +39,7 @@ pub struct Redis {
 
 impl Redis {
     /// Prepare a connection to `url`; nothing is contacted yet (Redis may be down at start).
+    /// Must be called within a Tokio runtime: the connection manager spawns its driver.
     pub fn new(url: &str) -> Result<Self, StoreError> {
         let client = redis::Client::open(url).map_err(unavailable)?;
         let config = ConnectionManagerConfig::new()
