@@ -539,7 +539,13 @@ pub async fn bench(opts: BenchOptions) -> anyhow::Result<(Vec<Row>, Option<Vec<u
     }
     let mut session_modes = vec![("me/session-sqlite", vec![])];
     if let Some(r) = &opts.redis_url {
-        session_modes.push(("me/session-redis", vec![("TESSERA_REDIS_URL", r.clone())]));
+        session_modes.push((
+            "me/session-redis",
+            vec![
+                ("TESSERA_REDIS_URL", r.clone()),
+                ("TESSERA_SESSION_STORE", "redis".into()),
+            ],
+        ));
     }
     for (name, env) in session_modes {
         if !wanted(name) {
