@@ -92,39 +92,49 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-/// Start a server with extra `TESSERA_*` settings; `data_dir` shares a directory.
+/// Start a server with extra `TESSERA_*` settings; `data_dir` shares a directory. A free
+/// port can be taken by someone else before the child binds it: then try another.
 fn start(env: &[(&str, String)], data_dir: Option<&Path>) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
     let data = data_dir
         .map(Path::to_path_buf)
         .unwrap_or_else(|| dir.path().join("data"));
-    let port = free_port()?;
-    let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("TESSERA_DATA_DIR", &data)
-        .env("TESSERA_LOGIN_THROTTLE_ACCOUNT", "1000000")
-        .env("TESSERA_LOGIN_THROTTLE_IP", "1000000")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let child = cmd.spawn().context("starting tessera serve")?;
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            bail!("tessera serve did not start on port {port}");
+    for _attempt in 0..3 {
+        let port = free_port()?;
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("TESSERA_DATA_DIR", &data)
+            .env("TESSERA_LOGIN_THROTTLE_ACCOUNT", "1000000")
+            .env("TESSERA_LOGIN_THROTTLE_IP", "1000000")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
         }
-        std::thread::sleep(Duration::from_millis(20));
+        let mut child = cmd.spawn().context("starting tessera serve")?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(Server {
+                    child,
+                    base: format!("http://127.0.0.1:{port}"),
+                    _dir: dir,
+                });
+            }
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                break; // exited (port taken?): next attempt
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("tessera serve did not start on port {port}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
-    Ok(server)
+    bail!("tessera serve exited at start three times (run `tessera serve` by hand to see why)")
 }
 
 const PASSWORD: &str = "bench password 1";

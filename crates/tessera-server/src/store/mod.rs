@@ -35,7 +35,7 @@ pub enum StoreError {
 }
 
 /// A user account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct User {
     /// Stable id (UUID): the `sub` of tokens. Never reused, never changes.
     pub id: String,
@@ -82,7 +82,7 @@ pub trait RateLimitStore: Send + Sync + 'static {
 }
 
 /// A server-side session as stored. The token itself is never stored: only its hash.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct SessionRecord {
     /// Public handle of the session (UUID), safe to show and to use in URLs.
     pub id: String,
@@ -145,7 +145,7 @@ pub trait SessionStore: Send + Sync + 'static {
 /// A refresh family: one login in JWT mode (one device). Every refresh token and every
 /// access token issued from that login belongs to it (`sid`), so revoking the family
 /// revokes them all.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RefreshFamily {
     /// Family id (UUID): the `sid` of its access tokens.
     pub id: String,
@@ -177,7 +177,7 @@ impl RefreshFamily {
 }
 
 /// One refresh token, by hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RefreshToken {
     /// SHA-256 of the token.
     pub token_hash: Vec<u8>,
@@ -241,7 +241,7 @@ pub trait RefreshStore: Send + Sync + 'static {
 }
 
 /// A confidential OAuth client.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Client {
     /// Client id.
     pub id: String,
@@ -290,7 +290,7 @@ pub trait RevocationStore: Send + Sync + 'static {
 
 /// One entry of the revocation feed: what every instance must apply to its in-memory
 /// state. Also the message pushed between instances.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct RevocationEvent {
     /// Feed position (0 before it is stored).
     #[serde(default)]
@@ -349,7 +349,7 @@ pub trait AuditStore: Send + Sync + 'static {
 }
 
 /// A signing key as stored (private material as PKCS#8 PEM).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SigningKeyRecord {
     /// Key id (RFC 7638 thumbprint of the public JWK).
     pub kid: String,

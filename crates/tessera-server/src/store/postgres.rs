@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{FromRow, Row};
 
 use super::{
     AuditEvent, AuditFilter, AuditStore, Client, ClientStore, KeyStore, RateLimitStore,
@@ -65,31 +65,6 @@ impl PostgresStore {
     }
 }
 
-fn user_from(row: &PgRow) -> Result<User, sqlx::Error> {
-    Ok(User {
-        id: row.try_get("id")?,
-        username: row.try_get("username")?,
-        role: row.try_get("role")?,
-        password_hash: row.try_get("password_hash")?,
-        disabled: row.try_get("disabled")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn session_from(row: &PgRow) -> Result<SessionRecord, sqlx::Error> {
-    Ok(SessionRecord {
-        id: row.try_get("id")?,
-        token_hash: row.try_get("token_hash")?,
-        user_id: row.try_get("user_id")?,
-        created_at: row.try_get("created_at")?,
-        last_seen_at: row.try_get("last_seen_at")?,
-        idle_expires_at: row.try_get("idle_expires_at")?,
-        expires_at: row.try_get("expires_at")?,
-        user_agent: row.try_get("user_agent")?,
-        ip: row.try_get("ip")?,
-    })
-}
-
 #[async_trait]
 impl UserStore for PostgresStore {
     async fn create_user(&self, u: &User) -> Result<(), StoreError> {
@@ -120,7 +95,10 @@ impl UserStore for PostgresStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
-        row.as_ref().map(user_from).transpose().map_err(backend)
+        row.as_ref()
+            .map(User::from_row)
+            .transpose()
+            .map_err(backend)
     }
 
     async fn list_users(&self, after: Option<&str>, limit: u32) -> Result<Vec<User>, StoreError> {
@@ -132,7 +110,7 @@ impl UserStore for PostgresStore {
                 .await
                 .map_err(backend)?;
         rows.iter()
-            .map(user_from)
+            .map(User::from_row)
             .collect::<Result<_, _>>()
             .map_err(backend)
     }
@@ -173,7 +151,10 @@ impl UserStore for PostgresStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
-        row.as_ref().map(user_from).transpose().map_err(backend)
+        row.as_ref()
+            .map(User::from_row)
+            .transpose()
+            .map_err(backend)
     }
 }
 
@@ -221,7 +202,10 @@ impl SessionStore for PostgresStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        row.as_ref().map(session_from).transpose().map_err(backend)
+        row.as_ref()
+            .map(SessionRecord::from_row)
+            .transpose()
+            .map_err(backend)
     }
 
     async fn touch_session(
@@ -267,7 +251,7 @@ impl SessionStore for PostgresStore {
         .await
         .map_err(backend)?;
         rows.iter()
-            .map(session_from)
+            .map(SessionRecord::from_row)
             .collect::<Result<_, _>>()
             .map_err(backend)
     }
@@ -316,15 +300,7 @@ impl KeyStore for PostgresStore {
             .await
             .map_err(backend)?;
         rows.iter()
-            .map(|r| {
-                Ok(SigningKeyRecord {
-                    kid: r.try_get("kid")?,
-                    alg: r.try_get("alg")?,
-                    private_pem: r.try_get("private_pem")?,
-                    created_at: r.try_get("created_at")?,
-                    activates_at: r.try_get("activates_at")?,
-                })
-            })
+            .map(SigningKeyRecord::from_row)
             .collect::<Result<_, sqlx::Error>>()
             .map_err(backend)
     }
@@ -346,21 +322,6 @@ impl KeyStore for PostgresStore {
         })?;
         Ok(())
     }
-}
-
-fn family_from(row: &PgRow) -> Result<RefreshFamily, sqlx::Error> {
-    Ok(RefreshFamily {
-        id: row.try_get("id")?,
-        user_id: row.try_get("user_id")?,
-        client_id: row.try_get("client_id")?,
-        created_at: row.try_get("created_at")?,
-        last_used_at: row.try_get("last_used_at")?,
-        idle_expires_at: row.try_get("idle_expires_at")?,
-        expires_at: row.try_get("expires_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-        user_agent: row.try_get("user_agent")?,
-        ip: row.try_get("ip")?,
-    })
 }
 
 async fn insert_refresh_token<'e, E: sqlx::PgExecutor<'e>>(
@@ -420,17 +381,7 @@ impl RefreshStore for PostgresStore {
         else {
             return Ok(None);
         };
-        let token = (|| -> Result<RefreshToken, sqlx::Error> {
-            Ok(RefreshToken {
-                token_hash: row.try_get("token_hash")?,
-                id: row.try_get("id")?,
-                family_id: row.try_get("family_id")?,
-                created_at: row.try_get("created_at")?,
-                spent_at: row.try_get("spent_at")?,
-                sealed: row.try_get("sealed")?,
-            })
-        })()
-        .map_err(backend)?;
+        let token = RefreshToken::from_row(&row).map_err(backend)?;
         let Some(family) = self.family(&token.family_id).await? else {
             return Ok(None);
         };
@@ -528,7 +479,7 @@ impl RefreshStore for PostgresStore {
         .await
         .map_err(backend)?;
         rows.iter()
-            .map(family_from)
+            .map(RefreshFamily::from_row)
             .collect::<Result<_, _>>()
             .map_err(backend)
     }
@@ -539,7 +490,10 @@ impl RefreshStore for PostgresStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
-        row.as_ref().map(family_from).transpose().map_err(backend)
+        row.as_ref()
+            .map(RefreshFamily::from_row)
+            .transpose()
+            .map_err(backend)
     }
 
     async fn revoked_families(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
@@ -579,16 +533,10 @@ impl ClientStore for PostgresStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
-        row.map(|r| -> Result<Client, sqlx::Error> {
-            Ok(Client {
-                id: r.try_get("id")?,
-                name: r.try_get("name")?,
-                secret_hash: r.try_get("secret_hash")?,
-                created_at: r.try_get("created_at")?,
-            })
-        })
-        .transpose()
-        .map_err(backend)
+        row.as_ref()
+            .map(Client::from_row)
+            .transpose()
+            .map_err(backend)
     }
 }
 
@@ -653,14 +601,7 @@ impl RevocationStore for PostgresStore {
             .await
             .map_err(backend)?;
         rows.iter()
-            .map(|r| {
-                Ok(RevocationEvent {
-                    id: r.try_get("id")?,
-                    kind: r.try_get("kind")?,
-                    key: r.try_get("key")?,
-                    expires_at: r.try_get("expires_at")?,
-                })
-            })
+            .map(RevocationEvent::from_row)
             .collect::<Result<_, sqlx::Error>>()
             .map_err(backend)
     }

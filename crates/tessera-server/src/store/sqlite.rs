@@ -9,11 +9,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{FromRow, Row};
 
 use super::{
     AuditEvent, AuditFilter, AuditStore, Client, ClientStore, KeyStore, RateLimitStore,
@@ -83,31 +82,6 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }
 
-fn user_from(row: &SqliteRow) -> Result<User, sqlx::Error> {
-    Ok(User {
-        id: row.try_get("id")?,
-        username: row.try_get("username")?,
-        role: row.try_get("role")?,
-        password_hash: row.try_get("password_hash")?,
-        disabled: row.try_get("disabled")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn session_from(row: &SqliteRow) -> Result<SessionRecord, sqlx::Error> {
-    Ok(SessionRecord {
-        id: row.try_get("id")?,
-        token_hash: row.try_get("token_hash")?,
-        user_id: row.try_get("user_id")?,
-        created_at: row.try_get("created_at")?,
-        last_seen_at: row.try_get("last_seen_at")?,
-        idle_expires_at: row.try_get("idle_expires_at")?,
-        expires_at: row.try_get("expires_at")?,
-        user_agent: row.try_get("user_agent")?,
-        ip: row.try_get("ip")?,
-    })
-}
-
 #[async_trait]
 impl UserStore for SqliteStore {
     async fn create_user(&self, u: &User) -> Result<(), StoreError> {
@@ -138,7 +112,10 @@ impl UserStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
-        row.as_ref().map(user_from).transpose().map_err(backend)
+        row.as_ref()
+            .map(User::from_row)
+            .transpose()
+            .map_err(backend)
     }
 
     async fn list_users(&self, after: Option<&str>, limit: u32) -> Result<Vec<User>, StoreError> {
@@ -149,7 +126,7 @@ impl UserStore for SqliteStore {
             .await
             .map_err(backend)?;
         rows.iter()
-            .map(user_from)
+            .map(User::from_row)
             .collect::<Result<_, _>>()
             .map_err(backend)
     }
@@ -190,7 +167,10 @@ impl UserStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
-        row.as_ref().map(user_from).transpose().map_err(backend)
+        row.as_ref()
+            .map(User::from_row)
+            .transpose()
+            .map_err(backend)
     }
 }
 
@@ -238,7 +218,10 @@ impl SessionStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        row.as_ref().map(session_from).transpose().map_err(backend)
+        row.as_ref()
+            .map(SessionRecord::from_row)
+            .transpose()
+            .map_err(backend)
     }
 
     async fn touch_session(
@@ -284,7 +267,7 @@ impl SessionStore for SqliteStore {
         .await
         .map_err(backend)?;
         rows.iter()
-            .map(session_from)
+            .map(SessionRecord::from_row)
             .collect::<Result<_, _>>()
             .map_err(backend)
     }
@@ -332,15 +315,7 @@ impl KeyStore for SqliteStore {
             .await
             .map_err(backend)?;
         rows.iter()
-            .map(|r| {
-                Ok(SigningKeyRecord {
-                    kid: r.try_get("kid")?,
-                    alg: r.try_get("alg")?,
-                    private_pem: r.try_get("private_pem")?,
-                    created_at: r.try_get("created_at")?,
-                    activates_at: r.try_get("activates_at")?,
-                })
-            })
+            .map(SigningKeyRecord::from_row)
             .collect::<Result<_, sqlx::Error>>()
             .map_err(backend)
     }
@@ -362,21 +337,6 @@ impl KeyStore for SqliteStore {
         })?;
         Ok(())
     }
-}
-
-fn family_from(row: &SqliteRow) -> Result<RefreshFamily, sqlx::Error> {
-    Ok(RefreshFamily {
-        id: row.try_get("id")?,
-        user_id: row.try_get("user_id")?,
-        client_id: row.try_get("client_id")?,
-        created_at: row.try_get("created_at")?,
-        last_used_at: row.try_get("last_used_at")?,
-        idle_expires_at: row.try_get("idle_expires_at")?,
-        expires_at: row.try_get("expires_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-        user_agent: row.try_get("user_agent")?,
-        ip: row.try_get("ip")?,
-    })
 }
 
 async fn insert_refresh_token<'e, E: sqlx::SqliteExecutor<'e>>(
@@ -436,17 +396,7 @@ impl RefreshStore for SqliteStore {
         else {
             return Ok(None);
         };
-        let token = (|| -> Result<RefreshToken, sqlx::Error> {
-            Ok(RefreshToken {
-                token_hash: row.try_get("token_hash")?,
-                id: row.try_get("id")?,
-                family_id: row.try_get("family_id")?,
-                created_at: row.try_get("created_at")?,
-                spent_at: row.try_get("spent_at")?,
-                sealed: row.try_get("sealed")?,
-            })
-        })()
-        .map_err(backend)?;
+        let token = RefreshToken::from_row(&row).map_err(backend)?;
         let Some(family) = self.family(&token.family_id).await? else {
             return Ok(None);
         };
@@ -544,7 +494,7 @@ impl RefreshStore for SqliteStore {
         .await
         .map_err(backend)?;
         rows.iter()
-            .map(family_from)
+            .map(RefreshFamily::from_row)
             .collect::<Result<_, _>>()
             .map_err(backend)
     }
@@ -555,7 +505,10 @@ impl RefreshStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
-        row.as_ref().map(family_from).transpose().map_err(backend)
+        row.as_ref()
+            .map(RefreshFamily::from_row)
+            .transpose()
+            .map_err(backend)
     }
 
     async fn revoked_families(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
@@ -593,16 +546,10 @@ impl ClientStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
-        row.map(|r| -> Result<Client, sqlx::Error> {
-            Ok(Client {
-                id: r.try_get("id")?,
-                name: r.try_get("name")?,
-                secret_hash: r.try_get("secret_hash")?,
-                created_at: r.try_get("created_at")?,
-            })
-        })
-        .transpose()
-        .map_err(backend)
+        row.as_ref()
+            .map(Client::from_row)
+            .transpose()
+            .map_err(backend)
     }
 }
 
@@ -665,14 +612,7 @@ impl RevocationStore for SqliteStore {
             .await
             .map_err(backend)?;
         rows.iter()
-            .map(|r| {
-                Ok(RevocationEvent {
-                    id: r.try_get("id")?,
-                    kind: r.try_get("kind")?,
-                    key: r.try_get("key")?,
-                    expires_at: r.try_get("expires_at")?,
-                })
-            })
+            .map(RevocationEvent::from_row)
             .collect::<Result<_, sqlx::Error>>()
             .map_err(backend)
     }
