@@ -5,7 +5,7 @@
 //! [`revocation::revoke_user`], the same path as logout-all and password change.
 
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::Principal;
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::error::ApiError;
 use crate::revocation::{self, Keep};
 use crate::store::{AuditFilter, User};
@@ -72,7 +72,7 @@ fn limit(l: Option<u32>) -> u32 {
 pub async fn list_users(
     State(state): State<AppState>,
     _: Admin,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = limit(page.limit);
     let users = state
@@ -106,7 +106,7 @@ pub struct RoleChange {
 pub async fn set_role(
     State(state): State<AppState>,
     Admin(admin): Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<RoleChange>,
 ) -> Result<Json<Value>, ApiError> {
     users::check_role(&body.role)?;
@@ -141,7 +141,7 @@ pub async fn set_role(
 pub async fn disable(
     State(state): State<AppState>,
     Admin(admin): Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let user = target(&state, &id).await?;
     state.stores.users.set_disabled(&user.id, true).await?;
@@ -163,7 +163,7 @@ pub async fn disable(
 pub async fn enable(
     State(state): State<AppState>,
     Admin(admin): Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let user = target(&state, &id).await?;
     state.stores.users.set_disabled(&user.id, false).await?;
@@ -184,7 +184,7 @@ pub async fn enable(
 pub async fn revoke(
     State(state): State<AppState>,
     Admin(admin): Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let user = target(&state, &id).await?;
     let now = state.clock.now();
@@ -213,7 +213,7 @@ pub struct AuditQuery {
 pub async fn audit(
     State(state): State<AppState>,
     _: Admin,
-    Query(q): Query<AuditQuery>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = limit(q.limit);
     let filter = AuditFilter {

@@ -1,10 +1,12 @@
 //! Body extractors whose rejections are [`ApiError`]s, so that every malformed body gets
 //! the same JSON error shape (400, 413 or 415) instead of axum's plain-text defaults.
 
-use axum::extract::rejection::{FormRejection, JsonRejection};
+use axum::extract::FromRequestParts;
+use axum::extract::rejection::{FormRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -26,6 +28,44 @@ impl From<JsonRejection> for ApiError {
 impl From<FormRejection> for ApiError {
     fn from(r: FormRejection) -> Self {
         from_status(r.status(), "form")
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(_: QueryRejection) -> Self {
+        ApiError::invalid_request("the query string is not valid for this endpoint")
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(_: PathRejection) -> Self {
+        ApiError::invalid_request("the path is not valid for this endpoint")
+    }
+}
+
+/// Query parameters, refused as a JSON 400 when malformed.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Query(v) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Self(v))
+    }
+}
+
+/// Path parameters, refused as a JSON 400 when malformed.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(v) =
+            axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(Self(v))
     }
 }
 

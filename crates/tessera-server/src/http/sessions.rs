@@ -2,7 +2,7 @@
 //! devices, password change, and the CSRF token for HTML forms.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::SET_COOKIE;
 use axum::response::{IntoResponse, Response};
@@ -12,7 +12,7 @@ use serde_json::json;
 use super::AppState;
 use super::account::UserView;
 use super::auth::{ClientInfo, Credential, Principal};
-use super::extract::JsonOrForm;
+use super::extract::{ApiPath, JsonOrForm};
 use crate::error::ApiError;
 use crate::revocation::{self, Keep};
 use crate::session;
@@ -306,7 +306,7 @@ fn current_ids(p: &Principal) -> (Option<&str>, Option<&str>) {
 pub async fn delete(
     State(state): State<AppState>,
     p: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
     if state

@@ -922,3 +922,30 @@ async fn signups_are_throttled_per_client_ip() {
         "nothing created"
     );
 }
+
+#[tokio::test]
+async fn malformed_query_strings_get_json_400s() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    for path in [
+        "/v1/admin/users?limit=abc",
+        "/v1/admin/audit?before=x",
+        "/v1/admin/users?limit=-1",
+    ] {
+        assert_error(app.get_cookie(&admin, path).await, 400, "invalid_request").await;
+    }
+    let res = app
+        .client
+        .delete(app.url("/v1/sessions/%FF%FE"))
+        .header("cookie", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error());
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+}
