@@ -296,6 +296,26 @@ impl Settings {
             return Err(invalid("audience", "must not be empty"));
         }
         let secs = |d: Duration| d.as_secs();
+        // No lifetime may reach past ten years: instants are i64 seconds, and nothing in
+        // authentication should live that long anyway.
+        const TEN_YEARS: u64 = 10 * 366 * 86_400;
+        for (key, d) in [
+            ("session_idle_timeout", self.session_idle_timeout),
+            ("session_absolute_timeout", self.session_absolute_timeout),
+            ("session_remember_lifetime", self.session_remember_lifetime),
+            ("refresh_absolute_lifetime", self.refresh_absolute_lifetime),
+            ("refresh_idle_lifetime", self.refresh_idle_lifetime),
+            ("login_throttle_window", self.login_throttle_window),
+            ("key_prepublish_delay", self.key_prepublish_delay),
+            (
+                "revocation_staleness_bound",
+                self.revocation_staleness_bound,
+            ),
+        ] {
+            if secs(d) > TEN_YEARS {
+                return Err(invalid(key, "must be at most ten years"));
+            }
+        }
         if !(1..=3600).contains(&secs(self.access_token_ttl)) {
             return Err(invalid(
                 "access_token_ttl",
