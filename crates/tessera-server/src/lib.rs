@@ -16,7 +16,7 @@
 //! - [`http`]: routes, the [`http::auth::Principal`] extractor and body extractors;
 //!   [`error::ApiError`] is the one error type that becomes a response.
 //! - [`startup`]: `Application::build(settings)` → `port()` → `run_until(shutdown)`.
-//! - [`bench`]: `tessera bench`, the trade-off measured on the user's hardware.
+//! - [`bench`](mod@bench): `tessera bench`, the trade-off measured on the user's hardware.
 //! - [`cli`]: the `tessera` command; `main.rs` only calls [`cli::run`].
 //!
 //! Verification of access tokens lives in the `tessera-verify` crate, which services

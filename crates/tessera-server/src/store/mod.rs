@@ -9,9 +9,9 @@
 //!
 //! Contracts every backend keeps:
 //! - session tokens are stored only as their SHA-256 hash, never in the clear;
-//! - [`SessionStore::load`] never returns an expired session (idle or absolute), whether or
+//! - [`SessionStore::load_session`] never returns an expired session (idle or absolute), whether or
 //!   not it has been purged yet;
-//! - [`UserStore::create`] refuses a username that is taken with [`StoreError::Conflict`].
+//! - [`UserStore::create_user`] refuses a username that is taken with [`StoreError::Conflict`].
 
 pub mod postgres;
 pub mod redis_sessions;
@@ -94,7 +94,7 @@ pub struct SessionRecord {
     pub created_at: i64,
     /// Last time the session was seen (updated at most once per touch interval).
     pub last_seen_at: i64,
-    /// When the session ends for want of use; pushed forward by [`SessionStore::touch`].
+    /// When the session ends for want of use; pushed forward by [`SessionStore::touch_session`].
     pub idle_expires_at: i64,
     /// When the session ends regardless of use.
     pub expires_at: i64,
