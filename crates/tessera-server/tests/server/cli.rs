@@ -296,3 +296,106 @@ async fn sigkill_and_restart_lose_no_session_family_or_key() {
         200
     );
 }
+
+#[tokio::test]
+async fn no_password_token_or_cookie_reaches_the_log_even_at_debug() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = "s3cret-p4ssw0rd-in-logs?";
+    assert!(
+        add_user(dir.path(), "alice", "user", password)
+            .status
+            .success()
+    );
+    let log = dir.path().join("server.log");
+    let mut child = tessera(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("tessera listening on ")
+        .unwrap()
+        .to_owned();
+    let server = Server(child);
+    let http = reqwest::Client::new();
+    let res = http
+        .post(format!("{base}/v1/login"))
+        .json(&serde_json::json!({"username":"alice","password":password}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    http.get(format!("{base}/v1/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let pair: Value = http
+        .post(format!("{base}/v1/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = pair["access_token"].as_str().unwrap();
+    let refresh = pair["refresh_token"].as_str().unwrap();
+    http.get(format!("{base}/v1/me"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    http.post(format!("{base}/v1/token"))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
+        .send()
+        .await
+        .unwrap();
+    http.post(format!("{base}/v1/login"))
+        .json(&serde_json::json!({"username":"alice","password":"wrong-guess-in-logs"}))
+        .send()
+        .await
+        .unwrap();
+    http.post(format!("{base}/v1/logout"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    drop(server);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("session opened"),
+        "debug logging was on: {}",
+        &text[..text.len().min(500)]
+    );
+    let session_token = cookie.split_once('=').unwrap().1;
+    for secret in [
+        password,
+        "wrong-guess-in-logs",
+        session_token,
+        access,
+        refresh,
+    ] {
+        assert!(!text.contains(secret), "a secret reached the log");
+    }
+    // Nor the signature part of a token, or the private key.
+    assert!(!text.contains(access.rsplit('.').next().unwrap()));
+    assert!(!text.contains("PRIVATE KEY"));
+}
