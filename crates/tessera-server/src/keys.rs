@@ -240,7 +240,6 @@ pub fn states(records: &[SigningKeyRecord], now: i64, token_lifetime: i64) -> Ve
 const VERIFIED_TOKEN_CACHE: usize = 65_536;
 
 struct SigningKey {
-    kid: String,
     alg: Algorithm,
     key: EncodingKey,
     /// base64url of the JOSE header, computed once: it is the same for every token.
@@ -269,7 +268,6 @@ fn signing_key(
     })
     .map_err(|e| invalid(kid, e.to_string()))?;
     Ok(SigningKey {
-        kid: kid.to_owned(),
         alg,
         key,
         header_b64: URL_SAFE_NO_PAD.encode(header),
@@ -389,11 +387,6 @@ impl KeyRing {
         algs.sort();
         algs.dedup();
         algs
-    }
-
-    /// The kid that signs at `now`.
-    pub fn active_kid(&self, now: i64) -> Option<&str> {
-        self.active(now).ok().map(|k| k.kid.as_str())
     }
 }
 
