@@ -87,6 +87,26 @@ pub async fn list_users(
     Ok(Json(json!({ "users": users, "next": next })))
 }
 
+/// End every credential of `user_id` through the one revocation path.
+async fn end_everything(
+    state: &AppState,
+    user_id: &str,
+    now: i64,
+    event: &str,
+    actor: &str,
+) -> Result<(), ApiError> {
+    revocation::revoke_user(
+        &state.stores,
+        &state.revocations,
+        user_id,
+        Keep::NOTHING,
+        now,
+        event,
+        Some(actor),
+    )
+    .await
+}
+
 async fn target(state: &AppState, id: &str) -> Result<User, ApiError> {
     state
         .stores
@@ -123,16 +143,7 @@ pub async fn set_role(
             &json!({"from": user.role, "to": body.role, "actor": admin.user_id}),
         )
         .await?;
-    revocation::revoke_user(
-        &state.stores,
-        &state.revocations,
-        &user.id,
-        Keep::NOTHING,
-        now,
-        "credentials_revoked",
-        Some(&admin.user_id),
-    )
-    .await?;
+    end_everything(&state, &user.id, now, "credentials_revoked", &admin.user_id).await?;
     let user = target(&state, &id).await?;
     Ok(Json(json!(AdminUserView::from(user))))
 }
@@ -146,16 +157,7 @@ pub async fn disable(
     let user = target(&state, &id).await?;
     state.stores.users.set_disabled(&user.id, true).await?;
     let now = state.clock.now();
-    revocation::revoke_user(
-        &state.stores,
-        &state.revocations,
-        &user.id,
-        Keep::NOTHING,
-        now,
-        "user_disabled",
-        Some(&admin.user_id),
-    )
-    .await?;
+    end_everything(&state, &user.id, now, "user_disabled", &admin.user_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -188,16 +190,7 @@ pub async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     let user = target(&state, &id).await?;
     let now = state.clock.now();
-    revocation::revoke_user(
-        &state.stores,
-        &state.revocations,
-        &user.id,
-        Keep::NOTHING,
-        now,
-        "admin_revoke",
-        Some(&admin.user_id),
-    )
-    .await?;
+    end_everything(&state, &user.id, now, "admin_revoke", &admin.user_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
