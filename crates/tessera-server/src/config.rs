@@ -112,7 +112,7 @@ pub struct Settings {
     /// the store is back.
     pub revocation_fail_open: bool,
     /// Algorithm of generated signing keys: `EdDSA` (default), `ES256` or `RS256`.
-    pub signing_algorithm: crate::keys::SigningAlgorithm,
+    pub signing_algorithm: tessera_core::keys::SigningAlgorithm,
     /// A shared secret (at least 32 bytes) to sign and verify with HS256 instead. Default: unset.
     ///
     /// # Security
@@ -164,7 +164,7 @@ impl Default for Settings {
             revocation_poll_interval: Duration::from_millis(500),
             revocation_staleness_bound: Duration::from_secs(30),
             revocation_fail_open: false,
-            signing_algorithm: crate::keys::SigningAlgorithm::EdDSA,
+            signing_algorithm: tessera_core::keys::SigningAlgorithm::EdDSA,
             hs256_secret: None,
             key_prepublish_delay: Duration::from_secs(300),
             key_reload_interval: Duration::from_secs(5),
@@ -452,6 +452,60 @@ impl Settings {
                 .map(|n| (n.get() / 2).max(1))
                 .unwrap_or(1)
         })
+    }
+
+    /// The rules the core applies, from these settings.
+    pub fn policy(&self) -> tessera_core::Policy {
+        use tessera_core::policy::*;
+        Policy {
+            sessions: SessionPolicy {
+                idle_timeout: self.session_idle_timeout,
+                absolute_timeout: self.session_absolute_timeout,
+                remember_lifetime: self.session_remember_lifetime,
+                touch_interval: self.session_touch_interval,
+            },
+            tokens: TokenPolicy {
+                issuer: self.public_url.clone(),
+                audience: self.audience.clone(),
+                access_token_ttl: self.access_token_ttl,
+                refresh_absolute_lifetime: self.refresh_absolute_lifetime,
+                refresh_idle_lifetime: self.refresh_idle_lifetime,
+                refresh_grace_period: self.refresh_grace_period,
+            },
+            throttle: ThrottlePolicy {
+                per_account: self.login_throttle_account,
+                per_ip: self.login_throttle_ip,
+                window: self.login_throttle_window,
+            },
+            accounts: AccountPolicy {
+                signup_enabled: self.signup_enabled,
+            },
+        }
+    }
+
+    /// How the signing keys are configured.
+    pub fn key_policy(&self) -> tessera_core::keys::KeyPolicy {
+        let mut policy =
+            tessera_verify::Policy::new(self.public_url.clone(), self.audience.clone());
+        policy.leeway_secs = self.jwt_leeway.as_secs() as i64;
+        tessera_core::keys::KeyPolicy {
+            policy,
+            algorithm: self.signing_algorithm,
+            hs256_secret: self
+                .hs256_secret
+                .as_ref()
+                .map(|s| std::sync::Arc::from(s.0.as_bytes())),
+            token_lifetime: (self.access_token_ttl + self.jwt_leeway).as_secs() as i64,
+        }
+    }
+
+    /// How often the background loops run.
+    pub fn schedule(&self) -> tessera_core::core::Schedule {
+        tessera_core::core::Schedule {
+            key_reload: self.key_reload_interval,
+            revocation_poll: self.revocation_poll_interval,
+            purge: self.session_purge_interval,
+        }
     }
 }
 

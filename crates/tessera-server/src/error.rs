@@ -9,8 +9,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::password::HashError;
-use crate::store::StoreError;
+use tessera_core::Error;
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +64,7 @@ pub enum ApiError {
         /// RFC 6749 code.
         code: &'static str,
         /// Detail.
-        description: &'static str,
+        description: std::borrow::Cow<'static, str>,
     },
     /// 503: a dependency (store, hashing capacity) is not available; retry later.
     #[error("service unavailable")]
@@ -91,34 +90,70 @@ impl ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
+impl ApiError {
+    /// The one constructor of RFC 6749 §5.2 errors: 401 for `invalid_client` (with a Basic
+    /// challenge), 400 for every other code.
+    pub fn oauth(
+        code: &'static str,
+        description: impl Into<std::borrow::Cow<'static, str>>,
+    ) -> Self {
+        let status = if code == "invalid_client" {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        Self::OAuth {
+            status,
+            code,
+            description: description.into(),
+        }
+    }
+
+    /// A core error as the OAuth endpoints say it: input errors become RFC 6749
+    /// `invalid_request` (or the input's own OAuth code); the rest as everywhere.
+    pub fn from_oauth(e: Error) -> Self {
         match e {
-            StoreError::Unavailable(_) => Self::Unavailable {
-                retry_after: 1,
-                source: Some(Box::new(e)),
-            },
-            StoreError::Conflict(what) => Self::Conflict(what),
-            other => Self::Internal(Box::new(other)),
+            Error::InvalidInput { code, description } => {
+                let code = if code.starts_with("invalid_") && OAUTH_CODES.contains(&code) {
+                    code
+                } else {
+                    "invalid_request"
+                };
+                Self::oauth(code, description)
+            }
+            other => other.into(),
         }
     }
 }
 
-impl From<HashError> for ApiError {
-    fn from(e: HashError) -> Self {
+/// RFC 6749 §5.2 codes an input error may carry as itself.
+const OAUTH_CODES: &[&str] = &["invalid_request", "invalid_scope"];
+
+/// How the HTTP API says each core error: status codes and `error` codes are stable API.
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
         match e {
-            HashError::Saturated => Self::Unavailable {
+            Error::InvalidInput { code, description } => Self::BadRequest { code, description },
+            Error::InvalidCredentials => Self::InvalidCredentials,
+            Error::Unauthenticated => Self::Unauthorized {
+                invalid_token: false,
+            },
+            Error::Throttled { retry_after } => Self::TooManyRequests { retry_after },
+            Error::InvalidGrant(description) => Self::oauth("invalid_grant", description),
+            Error::InvalidClient(description) => Self::oauth("invalid_client", description),
+            Error::UnauthorizedClient => Self::oauth(
+                "unauthorized_client",
+                "the token was not issued to this client",
+            ),
+            Error::Forbidden(code) => Self::Forbidden(code),
+            Error::NotFound => Self::NotFound,
+            Error::Conflict(what) => Self::Conflict(what),
+            e @ (Error::StaleRevocationState | Error::Unavailable(_)) => Self::Unavailable {
                 retry_after: 1,
                 source: Some(Box::new(e)),
             },
-            other => Self::Internal(Box::new(other)),
+            e => Self::Internal(Box::new(e)),
         }
-    }
-}
-
-impl From<crate::keys::KeyError> for ApiError {
-    fn from(e: crate::keys::KeyError) -> Self {
-        Self::Internal(Box::new(e))
     }
 }
 
@@ -177,7 +212,7 @@ impl IntoResponse for ApiError {
                 status,
                 code,
                 description,
-            } => (*status, code, Some((*description).into())),
+            } => (*status, code, Some(description.to_string())),
             Self::Unavailable { source, .. } => {
                 tracing::warn!(error = ?source, "dependency unavailable");
                 (S::SERVICE_UNAVAILABLE, "temporarily_unavailable", None)

@@ -4,15 +4,15 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use tessera_core::identity::{CredentialKind, Role};
+use tessera_core::store::User;
 
 use super::AppState;
-use super::auth::{Credential, Principal};
+use super::auth::{Authenticated, RequestOrigin};
 use super::extract::ApiJson;
 use crate::error::ApiError;
-use crate::store::User;
-use crate::users;
 
-/// Username and password, as posted to signup, login and the password grant.
+/// Username and password, as posted to signup.
 #[derive(Deserialize)]
 pub struct Credentials {
     pub username: String,
@@ -24,7 +24,7 @@ pub struct Credentials {
 pub struct UserView {
     pub id: String,
     pub username: String,
-    pub role: String,
+    pub role: Role,
 }
 
 impl From<User> for UserView {
@@ -40,44 +40,33 @@ impl From<User> for UserView {
 /// Create an account with role `user`. 409 if the name is taken; 403 when signup is off.
 pub async fn signup(
     State(state): State<AppState>,
-    client: super::auth::ClientInfo,
+    RequestOrigin(client): RequestOrigin,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
-    if !state.settings.signup_enabled {
-        return Err(ApiError::Forbidden("signup_disabled"));
-    }
-    crate::throttle::signup_attempt(&state, client.ip.as_deref()).await?;
-    let user = users::create(
-        state.stores.users.as_ref(),
-        &state.passwords,
-        state.clock.as_ref(),
-        &body.username,
-        body.password,
-        "user",
-    )
-    .await?;
-    tracing::info!(user_id = %user.id, "user signed up");
+    let user = state
+        .core
+        .signup(&body.username, body.password, client.ip.as_deref())
+        .await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
 #[derive(Serialize)]
-pub struct MeView {
-    sub: String,
-    username: String,
-    role: String,
-    auth: &'static str,
+pub struct MeView<'a> {
+    sub: &'a str,
+    username: &'a str,
+    role: &'a Role,
+    auth: CredentialKind,
 }
 
 /// Who the caller is, and by which kind of credential.
-pub async fn me(p: Principal) -> Json<MeView> {
-    let auth = match p.credential {
-        Credential::Session { .. } => "session",
-        Credential::Jwt { .. } => "jwt",
+pub async fn me(Authenticated(p): Authenticated) -> Response {
+    let view = MeView {
+        sub: p.user_id(),
+        username: p.username(),
+        role: p.role(),
+        auth: p.kind(),
     };
-    Json(MeView {
-        sub: p.user_id,
-        username: p.username,
-        role: p.role,
-        auth,
-    })
+    Json(view).into_response()
 }
+
+use axum::response::{IntoResponse, Response};

@@ -115,11 +115,7 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let oauth = |description| ApiError::OAuth {
-            status: StatusCode::BAD_REQUEST,
-            code: "invalid_request",
-            description,
-        };
+        let oauth = |description: &'static str| ApiError::oauth("invalid_request", description);
         let ct = req
             .headers()
             .get(CONTENT_TYPE)

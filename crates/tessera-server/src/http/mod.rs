@@ -24,12 +24,10 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::clock::Clock;
+use tessera_core::Core;
+
 use crate::config::Settings;
 use crate::error::ApiError;
-use crate::keys::Keys;
-use crate::password::Passwords;
-use crate::store::Stores;
 
 /// Largest request body accepted, in bytes. Every tessera request is a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -38,27 +36,17 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
-/// The contents of [`AppState`].
+/// The contents of [`AppState`]: the core every handler calls, and what only HTTP needs.
 pub struct Inner {
-    /// Validated settings.
+    /// Every use case.
+    pub core: Arc<Core>,
+    /// Validated settings (public URL, cookie attributes, trusted proxies).
     pub settings: Settings,
-    /// Stores.
-    pub stores: Stores,
-    /// Password hashing.
-    pub passwords: Passwords,
-    /// Signing keys and the verifier (swapped live on rotation).
-    pub keys: Keys,
-    /// The clock every expiry decision reads.
-    pub clock: Arc<dyn Clock>,
     /// The session cookie's name (computed once from the settings).
     pub cookie_name: String,
     /// The data directory's instance lock, held for the life of the server when this
     /// instance is the SQLite file's only writer.
     pub instance_lock: Option<std::fs::File>,
-    /// Redis, when configured (readiness checks it).
-    pub redis: Option<crate::bus::Redis>,
-    /// Revocation state every token verification consults.
-    pub revocations: crate::revocation::Revocations,
 }
 
 impl AppState {
@@ -80,12 +68,8 @@ async fn readyz(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let durable = state.stores.revocations.last_event_id().await.is_ok();
-    let redis = match &state.redis {
-        Some(r) => Some(r.ping().await.is_ok()),
-        None => None,
-    };
-    let ready = durable && redis != Some(false);
+    let r = state.core.readiness().await;
+    let (ready, durable, redis) = (r.ready(), r.database, r.redis);
     let status = if ready {
         axum::http::StatusCode::OK
     } else {

@@ -1,33 +1,31 @@
 //! JWT mode and OAuth: the token endpoint (RFC 6749), revocation (RFC 7009),
 //! introspection (RFC 7662), the JWKS (RFC 7517) and the server metadata (RFC 8414).
+//!
+//! Client credentials are read here (HTTP Basic, RFC 6749 §2.3.1); checking them, and
+//! every grant, is the core's.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
+use tessera_core::clients::ClientCredentials;
+use tessera_core::store::Client;
+use tessera_core::tokens::Introspection;
 
-use super::auth::ClientInfo;
+use super::auth::RequestOrigin;
 use super::extract::OAuthForm;
 use super::{AppState, public_cache};
-use crate::clients;
 use crate::error::ApiError;
-use crate::session;
-use crate::store::Client;
-use crate::tokens::{self, PUBLIC_CLIENT};
 
 /// How long clients may cache the JWKS. Key rotation must publish a new key at least this
 /// long before it signs anything.
 pub const JWKS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(300);
 
-fn oauth(code: &'static str, description: &'static str) -> ApiError {
-    ApiError::OAuth {
-        status: StatusCode::BAD_REQUEST,
-        code,
-        description,
-    }
-}
+type Form = std::collections::HashMap<String, String>;
 
 fn no_store(body: Value) -> Response {
     (
@@ -37,87 +35,94 @@ fn no_store(body: Value) -> Response {
         .into_response()
 }
 
-/// The client making a token request: an authenticated confidential client, or the
-/// built-in public client when no credentials are sent. A confidential client's id sent
-/// without its secret is refused: it must authenticate.
-async fn token_client(
-    state: &AppState,
-    headers: &HeaderMap,
-    form: &std::collections::HashMap<String, String>,
-) -> Result<String, ApiError> {
-    if let Some(client) = clients::authenticate(state.stores.clients.as_ref(), headers).await? {
-        if form.get("client_id").is_some_and(|id| *id != client.id) {
-            return Err(oauth(
-                "invalid_request",
-                "client_id does not match the authenticated client",
-            ));
-        }
-        return Ok(client.id);
+fn invalid_client() -> ApiError {
+    ApiError::oauth("invalid_client", "client authentication failed")
+}
+
+/// The id and secret of the request's `Authorization: Basic` header; `Ok(None)` when there
+/// is no Basic header; `invalid_client` when there is one and it cannot be read.
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, ApiError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::oauth(
+            "invalid_request",
+            "more than one Authorization header",
+        ));
     }
-    match form.get("client_id").map(String::as_str) {
-        None | Some(PUBLIC_CLIENT) => Ok(PUBLIC_CLIENT.to_owned()),
-        Some(_) => Err(ApiError::OAuth {
-            status: StatusCode::UNAUTHORIZED,
-            code: "invalid_client",
-            description: "confidential clients must authenticate with HTTP Basic",
-        }),
+    let value = value.to_str().map_err(|_| invalid_client())?;
+    let Some((scheme, creds)) = value.split_once(' ') else {
+        return Err(invalid_client());
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
     }
+    let decoded = STANDARD
+        .decode(creds.trim())
+        .map_err(|_| invalid_client())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| invalid_client())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(invalid_client)?;
+    // RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
+    Ok(Some((
+        decode(id).ok_or_else(invalid_client)?,
+        decode(secret).ok_or_else(invalid_client)?,
+    )))
+}
+
+fn param<'f>(form: &'f Form, name: &str, missing: &'static str) -> Result<&'f str, ApiError> {
+    form.get(name)
+        .map(String::as_str)
+        .ok_or(ApiError::oauth("invalid_request", missing))
 }
 
 /// The token endpoint: `grant_type=password` (RFC 6749 §4.3) and `refresh_token` (§6).
 pub async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
-    client: ClientInfo,
+    RequestOrigin(client): RequestOrigin,
     OAuthForm(form): OAuthForm,
 ) -> Result<Response, ApiError> {
-    let grant = form
-        .get("grant_type")
-        .ok_or(oauth("invalid_request", "grant_type is required"))?;
-    let client_id = token_client(&state, &headers, &form).await?;
-    let pair = match grant.as_str() {
+    let grant = param(&form, "grant_type", "grant_type is required")?;
+    let creds = ClientCredentials {
+        basic: basic_credentials(&headers)?,
+        client_id: form.get("client_id").cloned(),
+    };
+    let core = &state.core;
+    let client_id = core
+        .token_client(&creds)
+        .await
+        .map_err(ApiError::from_oauth)?;
+    let pair = match grant {
         "password" => {
             let (Some(username), Some(password)) = (form.get("username"), form.get("password"))
             else {
-                return Err(oauth(
+                return Err(ApiError::oauth(
                     "invalid_request",
                     "username and password are required",
                 ));
             };
-            let user = super::sessions::check_credentials(
-                &state,
-                username,
-                password.clone(),
-                &client,
-                "jwt",
-            )
-            .await
-            .map_err(|e| match e {
-                ApiError::BadRequest { .. } => {
-                    oauth("invalid_request", "malformed username or password")
-                }
-                other => other,
-            })?;
-            let Some(user) = user else {
-                return Err(oauth("invalid_grant", "invalid username or password"));
-            };
-            let pair = tokens::issue_for_login(&state, &user, &client_id, client).await?;
-            tracing::info!(event = "login", mode = "jwt", user_id = %user.id, "refresh family opened");
-            pair
+            core.password_grant(username, password.clone(), &client_id, client)
+                .await
         }
         "refresh_token" => {
-            let presented = form
-                .get("refresh_token")
-                .ok_or(oauth("invalid_request", "refresh_token is required"))?;
-            tokens::refresh(&state, presented, &client_id).await?
+            let presented = param(&form, "refresh_token", "refresh_token is required")?;
+            core.refresh(presented, &client_id).await
         }
         _ => {
-            return Err(oauth(
+            return Err(ApiError::oauth(
                 "unsupported_grant_type",
                 "supported: password, refresh_token",
             ));
         }
-    };
+    }
+    .map_err(ApiError::from_oauth)?;
     Ok(no_store(json!({
         "access_token": pair.access_token,
         "token_type": "Bearer",
@@ -128,66 +133,24 @@ pub async fn token(
 
 /// Endpoints for resource servers require an authenticated confidential client.
 async fn require_client(state: &AppState, headers: &HeaderMap) -> Result<Client, ApiError> {
-    clients::authenticate(state.stores.clients.as_ref(), headers)
-        .await?
-        .ok_or(ApiError::OAuth {
-            status: StatusCode::UNAUTHORIZED,
-            code: "invalid_client",
-            description: "client authentication (HTTP Basic) is required",
-        })
+    let Some((id, secret)) = basic_credentials(headers)? else {
+        return Err(ApiError::oauth(
+            "invalid_client",
+            "client authentication (HTTP Basic) is required",
+        ));
+    };
+    Ok(state.core.authenticate_client(&id, &secret).await?)
 }
 
-fn token_param(form: &std::collections::HashMap<String, String>) -> Result<&str, ApiError> {
-    form.get("token")
-        .map(String::as_str)
-        .ok_or(oauth("invalid_request", "token is required"))
-}
-
-/// Token revocation (RFC 7009). The hint is only a hint: the token's shape decides (a JWT
-/// is an access token, anything else is looked up as a refresh token). Unknown, invalid
-/// or already-expired tokens get 200: there is nothing left to revoke.
+/// Token revocation (RFC 7009). Unknown, invalid or already-expired tokens get 200.
 pub async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
     OAuthForm(form): OAuthForm,
 ) -> Result<Response, ApiError> {
     let client = require_client(&state, &headers).await?;
-    let token = token_param(&form)?;
-    let now = state.clock.now();
-    let not_yours = || {
-        oauth(
-            "unauthorized_client",
-            "the token was not issued to this client",
-        )
-    };
-    if token.contains('.') {
-        if let Ok(claims) = state.keys.ring().verifier().verify(token, now) {
-            if claims.client_id != client.id {
-                return Err(not_yours());
-            }
-            state
-                .revocations
-                .revoke_jti(&state.stores, &claims.jti, claims.exp)
-                .await?;
-            state.stores.audit.record(now, "revoke", Some(&claims.sub), &json!({"token_type": "access_token", "jti": claims.jti, "client_id": client.id})).await?;
-        }
-    } else if let Some((_, family)) = state
-        .stores
-        .refresh
-        .find_refresh_token(&session::hash_token(token))
-        .await?
-    {
-        if family.client_id != client.id {
-            return Err(not_yours());
-        }
-        if state
-            .revocations
-            .revoke_family(&state.stores, &family.id, family.expires_at, now)
-            .await?
-        {
-            state.stores.audit.record(now, "revoke", Some(&family.user_id), &json!({"token_type": "refresh_token", "family_id": family.id, "client_id": client.id})).await?;
-        }
-    }
+    let token = param(&form, "token", "token is required")?;
+    state.core.revoke_token(&client.id, token).await?;
     Ok(no_store(json!({})))
 }
 
@@ -199,53 +162,26 @@ pub async fn introspect(
     OAuthForm(form): OAuthForm,
 ) -> Result<Response, ApiError> {
     require_client(&state, &headers).await?;
-    let token = token_param(&form)?;
-    let now = state.clock.now();
-    let inactive = || no_store(json!({"active": false}));
-    if token.contains('.') {
-        let Ok(c) = state
-            .keys
-            .ring()
-            .verifier()
-            .verify_with(token, now, &state.revocations.list)
-        else {
-            return Ok(inactive());
-        };
-        return Ok(no_store(json!({
+    let token = param(&form, "token", "token is required")?;
+    let tokens = &state.core.policy.tokens;
+    Ok(no_store(match state.core.introspect(token).await? {
+        Introspection::Inactive => json!({"active": false}),
+        Introspection::Access(c) => json!({
             "active": true, "sub": c.sub, "username": c.username, "role": c.role,
             "exp": c.exp, "iat": c.iat, "iss": c.iss, "aud": c.aud, "jti": c.jti,
             "client_id": c.client_id, "token_type": "Bearer", "sid": c.sid,
-        })));
-    }
-    let Some((rt, family)) = state
-        .stores
-        .refresh
-        .find_refresh_token(&session::hash_token(token))
-        .await?
-    else {
-        return Ok(inactive());
-    };
-    if rt.spent_at.is_some()
-        || !family.is_live(now)
-        || state.revocations.list.family_revoked(&family.id)
-    {
-        return Ok(inactive());
-    }
-    let Some(user) = state
-        .stores
-        .users
-        .user_by_id(&family.user_id)
-        .await?
-        .filter(|u| !u.disabled)
-    else {
-        return Ok(inactive());
-    };
-    Ok(no_store(json!({
-        "active": true, "sub": user.id, "username": user.username, "role": user.role,
-        "exp": family.idle_expires_at.min(family.expires_at), "iat": rt.created_at,
-        "iss": state.settings.public_url, "aud": state.settings.audience, "jti": rt.id,
-        "client_id": family.client_id, "token_type": "refresh_token", "sid": family.id,
-    })))
+        }),
+        Introspection::Refresh {
+            token: rt,
+            family,
+            user,
+        } => json!({
+            "active": true, "sub": user.user_id, "username": user.username, "role": user.role,
+            "exp": family.idle_expires_at.min(family.expires_at), "iat": rt.created_at,
+            "iss": tokens.issuer, "aud": tokens.audience, "jti": rt.id,
+            "client_id": family.client_id, "token_type": "refresh_token", "sid": family.id,
+        }),
+    }))
 }
 
 /// The public signing keys (RFC 7517). Never contains private members.
@@ -258,7 +194,7 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
             ),
             (CACHE_CONTROL, public_cache(JWKS_MAX_AGE)),
         ],
-        state.keys.ring().jwks_json().to_string(),
+        state.core.keys.ring().jwks_json().to_string(),
     )
         .into_response()
 }
@@ -277,7 +213,7 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
         "token_endpoint_auth_methods_supported": ["none", "client_secret_basic"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
-        "access_token_signing_alg_values_supported": state.keys.ring().algorithms(),
+        "access_token_signing_alg_values_supported": state.core.keys.ring().algorithms(),
     });
     (
         [(

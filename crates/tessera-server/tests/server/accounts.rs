@@ -913,6 +913,7 @@ async fn signups_are_throttled_per_client_ip() {
     assert!(h.get("retry-after").is_some());
     assert!(
         app.state
+            .core
             .stores
             .users
             .user_by_name("user9")

@@ -188,16 +188,16 @@ async fn unknown_user_and_wrong_password_look_identical() {
 async fn unknown_users_cost_the_same_hashing_work() {
     let app = TestApp::spawn().await;
     app.add_user("alice", "user").await;
-    let before = app.state.passwords.verifications();
+    let before = app.state.core.passwords.verifications();
     app.login("mallory", "whatever pw").await;
     assert_eq!(
-        app.state.passwords.verifications(),
+        app.state.core.passwords.verifications(),
         before + 1,
         "unknown user: one Argon2 check (dummy hash)"
     );
     app.login("alice", "whatever pw").await;
     assert_eq!(
-        app.state.passwords.verifications(),
+        app.state.core.passwords.verifications(),
         before + 2,
         "known user: one Argon2 check"
     );
@@ -226,7 +226,7 @@ async fn unknown_users_cost_the_same_hashing_work() {
 #[tokio::test]
 async fn overlong_passwords_and_bad_usernames_are_refused_before_hashing() {
     let app = TestApp::spawn().await;
-    let before = app.state.passwords.verifications();
+    let before = app.state.core.passwords.verifications();
     let long = "x".repeat(1025);
     assert_error(app.login("alice", &long).await, 400, "password_too_long").await;
     assert_error(
@@ -248,7 +248,7 @@ async fn overlong_passwords_and_bad_usernames_are_refused_before_hashing() {
     )
     .await;
     assert_eq!(
-        app.state.passwords.verifications(),
+        app.state.core.passwords.verifications(),
         before,
         "no hashing for refused input"
     );

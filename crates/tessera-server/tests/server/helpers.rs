@@ -7,11 +7,11 @@ use reqwest::header::{HeaderMap, SET_COOKIE};
 use reqwest::{Client, Response};
 use serde_json::Value;
 use tempfile::TempDir;
-use tessera_server::clock::{Clock, ManualClock, SystemClock};
+use tessera_core::clock::{Clock, ManualClock, SystemClock};
+use tessera_core::store::User;
 use tessera_server::config::Settings;
 use tessera_server::http::AppState;
 use tessera_server::startup::Application;
-use tessera_server::store::User;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -124,16 +124,11 @@ impl TestApp {
     }
 
     pub async fn add_user(&self, name: &str, role: &str) -> User {
-        tessera_server::users::create(
-            self.state.stores.users.as_ref(),
-            &self.state.passwords,
-            self.state.clock.as_ref(),
-            name,
-            PASSWORD.into(),
-            role,
-        )
-        .await
-        .unwrap()
+        self.state
+            .core
+            .create_user(name, PASSWORD.into(), role)
+            .await
+            .unwrap()
     }
 
     pub async fn post_json(&self, path: &str, body: Value) -> Response {
@@ -255,13 +250,7 @@ impl TestApp {
     }
 
     pub async fn add_client(&self, name: &str) -> TestClient {
-        let new = tessera_server::clients::create(
-            self.state.stores.clients.as_ref(),
-            name,
-            self.state.clock.now(),
-        )
-        .await
-        .unwrap();
+        let new = self.state.core.create_client(name).await.unwrap();
         TestClient {
             id: new.client.id,
             secret: new.secret,
@@ -293,19 +282,20 @@ impl TestApp {
     }
 
     pub async fn audit_kinds(&self, user_id: &str) -> Vec<String> {
-        let filter = tessera_server::store::AuditFilter {
+        let filter = tessera_core::store::AuditFilter {
             user_id: Some(user_id.into()),
             limit: 100,
             ..Default::default()
         };
         self.state
+            .core
             .stores
             .audit
             .events(&filter)
             .await
             .unwrap()
             .into_iter()
-            .map(|e| e.kind)
+            .map(|e| e.kind.as_str().to_owned())
             .collect()
     }
 }

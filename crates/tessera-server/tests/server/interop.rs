@@ -36,7 +36,7 @@ fn run(mut cmd: Command) -> Value {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
-async fn setup(alg: tessera_server::keys::SigningAlgorithm) -> (TestApp, Value) {
+async fn setup(alg: tessera_core::keys::SigningAlgorithm) -> (TestApp, Value) {
     let app = TestApp::spawn_public(|s| s.signing_algorithm = alg).await;
     app.add_user("alice", "user").await;
     let c = app.add_client("interop").await;
@@ -58,13 +58,14 @@ fn check_flows(out: &Value, app_user: &str) {
 #[tokio::test]
 async fn pyjwt_and_authlib() {
     for alg in [
-        tessera_server::keys::SigningAlgorithm::EdDSA,
-        tessera_server::keys::SigningAlgorithm::ES256,
-        tessera_server::keys::SigningAlgorithm::RS256,
+        tessera_core::keys::SigningAlgorithm::EdDSA,
+        tessera_core::keys::SigningAlgorithm::ES256,
+        tessera_core::keys::SigningAlgorithm::RS256,
     ] {
         let (app, cfg) = setup(alg).await;
         let alice = app
             .state
+            .core
             .stores
             .users
             .user_by_name("alice")
@@ -94,9 +95,10 @@ async fn pyjwt_and_authlib() {
 
 #[tokio::test]
 async fn jose_and_openid_client() {
-    let (app, cfg) = setup(tessera_server::keys::SigningAlgorithm::EdDSA).await;
+    let (app, cfg) = setup(tessera_core::keys::SigningAlgorithm::EdDSA).await;
     let alice = app
         .state
+        .core
         .stores
         .users
         .user_by_name("alice")

@@ -3,7 +3,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
-use tessera_server::clock::Clock;
+use tessera_core::clock::Clock;
 use tessera_verify::{KeySet, Policy, Verifier};
 
 use crate::helpers::*;

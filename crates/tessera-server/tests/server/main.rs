@@ -1,12 +1,9 @@
 //! Integration tests: the real server over HTTP on ephemeral ports, real SQLite files.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod harness;
 mod helpers;
 
 mod accounts;
-mod bench_cli;
-mod cli;
 mod errors;
 mod interop;
 mod jwt_mode;
@@ -17,4 +14,3 @@ mod restart;
 mod revocation;
 mod scaleout;
 mod session_mode;
-mod store_conformance;

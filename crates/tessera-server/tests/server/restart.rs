@@ -60,7 +60,7 @@ async fn a_second_single_writer_instance_on_the_same_data_dir_is_refused() {
     let settings = crate::helpers::test_settings(&first.dir);
     let err = tessera_server::startup::Application::build(
         settings,
-        std::sync::Arc::new(tessera_server::clock::SystemClock),
+        std::sync::Arc::new(tessera_core::clock::SystemClock),
     )
     .await
     .err()

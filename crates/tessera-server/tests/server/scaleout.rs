@@ -4,11 +4,11 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tessera_server::clock::Clock;
+use tessera_core::clock::Clock;
 use tessera_server::config::Secret;
 
-use crate::harness::{PostgresServer, RedisServer, shared_postgres};
 use crate::helpers::*;
+use tessera_testkit::{PostgresServer, RedisServer, shared_postgres};
 
 async fn instance(db: &str, redis: &RedisServer) -> TestApp {
     let (db, redis) = (db.to_owned(), redis.url());
@@ -40,7 +40,7 @@ async fn wait_connected(app: &TestApp) {
     within(
         Duration::from_secs(10),
         "push channel connected",
-        || async { app.state.revocations.cache_usable() },
+        || async { app.state.core.revocations.cache_usable() },
     )
     .await;
 }
@@ -158,7 +158,7 @@ async fn without_the_push_channel_an_instance_reads_the_store_instead_of_trustin
     within(
         Duration::from_secs(5),
         "A notices the lost channel",
-        || async { !a.state.revocations.cache_usable() },
+        || async { !a.state.core.revocations.cache_usable() },
     )
     .await;
     // Revoked on B while no push can reach A.
@@ -444,11 +444,11 @@ async fn sessions_in_redis_survive_a_redis_crash_and_are_never_a_401_meanwhile()
         "shared through Redis"
     );
     // The record is in Redis, not in the SQL store.
-    let hash = tessera_server::session::hash_token(cookie.split_once('=').unwrap().1);
-    let sql = tessera_server::store::postgres::PostgresStore::connect(&db)
+    let hash = tessera_core::opaque::hash(cookie.split_once('=').unwrap().1);
+    let sql = tessera_core::store::postgres::PostgresStore::connect(&db)
         .await
         .unwrap();
-    use tessera_server::store::SessionStore;
+    use tessera_core::store::SessionStore;
     assert!(
         sql.load_session(&hash, a.clock.now())
             .await
@@ -458,7 +458,7 @@ async fn sessions_in_redis_survive_a_redis_crash_and_are_never_a_401_meanwhile()
 
     redis.kill();
     within(Duration::from_secs(5), "A notices", || async {
-        !a.state.revocations.cache_usable()
+        !a.state.core.revocations.cache_usable()
     })
     .await;
     let h = assert_error(

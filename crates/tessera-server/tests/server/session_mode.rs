@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use serde_json::Value;
-use tessera_server::clock::Clock;
+use tessera_core::clock::Clock;
 
 use crate::helpers::*;
 
@@ -149,10 +149,11 @@ async fn session_tokens_have_256_bits_and_are_stored_only_hashed() {
         assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()));
         assert!(!bytes.windows(32).any(|w| w == raw.as_slice()));
     }
-    let hash = tessera_server::session::hash_token(&token);
-    let now = state.clock.now();
+    let hash = tessera_core::opaque::hash(&token);
+    let now = state.core.clock.now();
     assert!(
         state
+            .core
             .stores
             .sessions
             .load_session(&hash, now)
@@ -215,9 +216,10 @@ async fn renewal_writes_at_most_once_per_touch_interval() {
             .await;
     app.add_user("alice", "user").await;
     let cookie = app.session_cookie("alice").await;
-    let hash = tessera_server::session::hash_token(cookie.split_once('=').unwrap().1);
+    let hash = tessera_core::opaque::hash(cookie.split_once('=').unwrap().1);
     let load = || async {
         app.state
+            .core
             .stores
             .sessions
             .load_session(&hash, app.clock.now())
@@ -256,6 +258,7 @@ async fn expired_sessions_are_purged_in_the_background() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         let left = app
             .state
+            .core
             .stores
             .sessions
             .purge_expired_sessions(app.clock.now())

@@ -1,0 +1,192 @@
+//! Redis: the process's one connection (shared by the stores, the push channel and
+//! readiness), the channel that pushes revocations and invalidations between instances,
+//! and the login-throttling counters.
+//!
+//! Redis holds nothing that cannot be rebuilt: users, sessions, refresh families and the
+//! revocation feed are durable in PostgreSQL (or SQLite). Losing Redis therefore logs
+//! nobody out. While the channel is down, each instance stops trusting its session cache
+//! and follows the revocation feed by polling; when it comes back, the subscriber
+//! reconnects by itself and catches up from the feed before trusting the cache again.
+//!
+//! Keys are single-key operations under the `tessera:` prefix (cluster-safe without hash
+//! tags); the channel is `tessera:revocations`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::revocation::Push;
+use crate::store::{RateLimitStore, RevocationEvent, StoreError};
+
+/// The pub/sub channel.
+pub const CHANNEL: &str = "tessera:revocations";
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(Box::new(e))
+}
+
+/// A Redis connection for commands (reconnecting by itself) and the client for pub/sub.
+#[derive(Clone)]
+pub struct Redis {
+    client: redis::Client,
+    manager: ConnectionManager,
+}
+
+impl Redis {
+    /// Prepare a connection to `url`; nothing is contacted yet (Redis may be down at start).
+    /// Must be called within a Tokio runtime: the connection manager spawns its driver.
+    pub fn new(url: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(500)))
+            .set_response_timeout(Some(Duration::from_millis(500)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let manager =
+            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(unavailable)?;
+        Ok(Self { client, manager })
+    }
+
+    /// A handle for commands (cheap to clone; reconnects by itself).
+    pub fn manager(&self) -> ConnectionManager {
+        self.manager.clone()
+    }
+
+    /// Whether Redis answers a PING.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut c = self.manager.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut c)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+/// Login-throttling counters in Redis: `INCR` + `EXPIRE` in one script, so counting is
+/// atomic across instances.
+pub struct RedisRateLimits(pub Redis);
+
+const HIT: &str = r"
+local c = redis.call('INCR', KEYS[1])
+if c == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('TTL', KEYS[1])
+return {c, ttl}
+";
+
+#[async_trait]
+impl RateLimitStore for RedisRateLimits {
+    async fn hit(&self, key: &str, window: i64, now: i64) -> Result<(u32, i64), StoreError> {
+        let mut c = self.0.manager.clone();
+        let (count, ttl): (i64, i64) = redis::Script::new(HIT)
+            .key(format!("tessera:rl:{key}"))
+            .arg(window)
+            .invoke_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        let ttl = if ttl < 0 { window } else { ttl };
+        Ok((u32::try_from(count).unwrap_or(u32::MAX), now + ttl - window))
+    }
+
+    async fn reset(&self, key: &str) -> Result<(), StoreError> {
+        let mut c = self.0.manager.clone();
+        c.del::<_, ()>(format!("tessera:rl:{key}"))
+            .await
+            .map_err(unavailable)
+    }
+}
+
+/// The push side of the channel, with the subscriber's view of whether it is connected.
+pub struct RedisPush {
+    redis: Redis,
+    connected: AtomicBool,
+}
+
+#[async_trait]
+impl Push for RedisPush {
+    async fn push(&self, event: &RevocationEvent) {
+        let Ok(payload) = serde_json::to_string(event) else {
+            return;
+        };
+        let mut c = self.redis.manager.clone();
+        if let Err(e) = c.publish::<_, _, ()>(CHANNEL, payload).await {
+            // The feed is the durable path; the others catch up by polling.
+            tracing::warn!(error = %e, "revocation push failed");
+        }
+    }
+
+    fn connected(&self) -> bool {
+        self.connected.load(Ordering::SeqCst)
+    }
+}
+
+impl RedisPush {
+    /// A push channel over `redis`, not yet connected.
+    pub fn new(redis: Redis) -> Arc<Self> {
+        Arc::new(Self {
+            redis,
+            connected: AtomicBool::new(false),
+        })
+    }
+
+    /// Subscribe and apply pushed events until `stop`; reconnect after every failure.
+    /// The channel counts as connected only after the subscription is confirmed *and* the
+    /// feed has been caught up, so nothing published during the gap is missed.
+    pub async fn run(
+        self: Arc<Self>,
+        core: Arc<crate::Core>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let session = async {
+                let mut pubsub = self.redis.client.get_async_pubsub().await?;
+                pubsub.subscribe(CHANNEL).await?;
+                Ok::<_, redis::RedisError>(pubsub)
+            };
+            let pubsub = tokio::select! {
+                r = tokio::time::timeout(Duration::from_secs(2), session) => r,
+                _ = stop.changed() => return,
+            };
+            match pubsub {
+                Ok(Ok(mut pubsub)) => {
+                    if core.revocations.catch_up(&core.stores).await.is_ok() {
+                        self.connected.store(true, Ordering::SeqCst);
+                        tracing::info!("revocation channel connected");
+                    }
+                    backoff = Duration::from_millis(100);
+                    let mut messages = pubsub.on_message();
+                    loop {
+                        tokio::select! {
+                            msg = messages.next() => match msg {
+                                Some(msg) => {
+                                    let event = msg.get_payload::<String>().ok().and_then(|p| serde_json::from_str::<RevocationEvent>(&p).ok());
+                                    if let Some(event) = event {
+                                        core.revocations.apply(&event);
+                                    }
+                                }
+                                None => break,
+                            },
+                            _ = stop.changed() => return,
+                        }
+                    }
+                    self.connected.store(false, Ordering::SeqCst);
+                    tracing::warn!("revocation channel lost; following the feed by polling");
+                }
+                _ => {
+                    self.connected.store(false, Ordering::SeqCst);
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop.changed() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+}
