@@ -462,4 +462,46 @@ impl Keys {
     pub fn ring(&self) -> arc_swap::Guard<Arc<KeyRing>> {
         self.ring.load()
     }
+
+    /// How the keys are configured.
+    pub fn policy(&self) -> &KeyPolicy {
+        &self.config
+    }
+}
+
+impl crate::Core {
+    /// Every stored key with its state now.
+    pub async fn signing_keys(&self) -> Result<Vec<(SigningKeyRecord, KeyState)>, crate::Error> {
+        let records = self.stores.keys.signing_keys().await?;
+        let states = states(&records, self.now(), self.keys.policy().token_lifetime);
+        Ok(records.into_iter().zip(states).collect())
+    }
+
+    /// Add a new key of `algorithm` (default: the configured one), published now and
+    /// signing after `prepublish` — at least the JWKS cache lifetime, so that no verifier
+    /// meets a `kid` it has not fetched.
+    pub async fn rotate_key(
+        &self,
+        algorithm: Option<SigningAlgorithm>,
+        prepublish: std::time::Duration,
+    ) -> Result<SigningKeyRecord, crate::Error> {
+        let now = self.now();
+        let alg = algorithm.unwrap_or(self.keys.policy().algorithm);
+        let new = generate(alg, now, now + crate::policy::secs(prepublish))?;
+        self.stores.keys.add_signing_key(&new).await?;
+        Ok(new)
+    }
+
+    /// Import a PKCS#8 PEM private key as the next key, signing after `prepublish`.
+    pub async fn import_key(
+        &self,
+        pem: &str,
+        prepublish: std::time::Duration,
+    ) -> Result<SigningKeyRecord, crate::Error> {
+        let now = self.now();
+        let new = import_pem(pem, now, now + crate::policy::secs(prepublish))
+            .map_err(|e| crate::Error::invalid("invalid_key", e.to_string()))?;
+        self.stores.keys.add_signing_key(&new).await?;
+        Ok(new)
+    }
 }

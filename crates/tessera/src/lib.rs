@@ -11,10 +11,10 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
 use tessera_core::Core;
-use tessera_core::clock::{Clock, SystemClock};
+use tessera_core::clock::SystemClock;
 use tessera_core::keys;
 use tessera_server::config::{Overrides, Settings};
-use tessera_server::startup::{Application, build_core, open_stores};
+use tessera_server::startup::{Application, build_core};
 
 /// tessera: sessions and JWT access tokens, in one server.
 #[derive(Debug, Parser)]
@@ -226,15 +226,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
-    let now = SystemClock.now();
-    let (common, new) = match command {
+    let new = match command {
         KeysCommand::List { common } => {
-            let settings = settings(&common, None, None)?;
-            let (stores, _) = open_stores(&settings).await?;
-            let records = stores.keys.signing_keys().await?;
-            let lifetime = (settings.access_token_ttl + settings.jwt_leeway).as_secs() as i64;
+            let core = admin_core(&settings(&common, None, None)?).await?;
             println!("{:<45} {:<6} {:<9} activates_at", "kid", "alg", "state");
-            for (r, state) in records.iter().zip(keys::states(&records, now, lifetime)) {
+            for (r, state) in core.signing_keys().await.context("listing keys")? {
                 let state = serde_json::to_value(state)?
                     .as_str()
                     .unwrap_or("?")
@@ -245,24 +241,27 @@ async fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
         }
         KeysCommand::Rotate { algorithm, common } => {
             let settings = settings(&common, None, None)?;
-            let alg = match algorithm.as_deref() {
-                Some(a) => serde_json::from_value(serde_json::Value::String(a.to_owned()))?,
-                None => settings.signing_algorithm,
+            let alg: Option<keys::SigningAlgorithm> = match algorithm.as_deref() {
+                Some(a) => Some(serde_json::from_value(serde_json::Value::String(
+                    a.to_owned(),
+                ))?),
+                None => None,
             };
-            let activates = now + settings.key_prepublish_delay.as_secs() as i64;
-            (common, keys::generate(alg, now, activates)?)
+            let core = admin_core(&settings).await?;
+            core.rotate_key(alg, settings.key_prepublish_delay)
+                .await
+                .context("adding a key")?
         }
         KeysCommand::Import { file, common } => {
             let settings = settings(&common, None, None)?;
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            let activates = now + settings.key_prepublish_delay.as_secs() as i64;
-            (common, keys::import_pem(&text, now, activates)?)
+            let core = admin_core(&settings).await?;
+            core.import_key(&text, settings.key_prepublish_delay)
+                .await
+                .with_context(|| format!("importing {}", file.display()))?
         }
     };
-    let settings = settings(&common, None, None)?;
-    let (stores, _) = open_stores(&settings).await?;
-    stores.keys.add_signing_key(&new).await?;
     println!(
         "added {} key {}: published now, signs from {} (unix time)",
         new.alg, new.kid, new.activates_at

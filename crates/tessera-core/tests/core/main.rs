@@ -2,5 +2,6 @@
 //! backend, and the use cases driven directly on SQLite in a temp dir with a manual clock.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod redaction;
 mod services;
 mod store_conformance;
