@@ -92,9 +92,12 @@ fn revocation_and_sessions(c: &mut Criterion) {
         .block_on(Revocations::load(
             &stores,
             NOW,
-            true,
-            std::time::Duration::from_secs(30),
-            false,
+            &tessera_core::revocation::SyncPolicy {
+                single_writer: true,
+                staleness_bound: std::time::Duration::from_secs(30),
+                fail_open: false,
+                leeway: 30,
+            },
         ))
         .unwrap();
     // 100 000 revoked tokens and 10 000 revoked families: the check stays O(1).
@@ -126,6 +129,7 @@ fn revocation_and_sessions(c: &mut Criterion) {
         password_hash: "x".into(),
         disabled: false,
         created_at: NOW,
+        credential_epoch: 0,
     };
     rt.block_on(stores.users.create_user(&user)).unwrap();
     let hash = tessera_core::opaque::hash("benchmark-session-token");
@@ -142,12 +146,12 @@ fn revocation_and_sessions(c: &mut Criterion) {
     };
     rt.block_on(stores.sessions.create_session(&session))
         .unwrap();
-    revocations
-        .sessions
-        .put(std::sync::Arc::new(tessera_core::identity::AuthenticatedSession {
+    revocations.sessions.put(std::sync::Arc::new(
+        tessera_core::identity::AuthenticatedSession {
             session: session.clone(),
             identity: tessera_core::identity::Identity::from(&user),
-        }));
+        },
+    ));
     c.bench_function("session_lookup/cache_hit", |b| {
         b.iter(|| revocations.sessions.get(black_box(&hash)).unwrap())
     });

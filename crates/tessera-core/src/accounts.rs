@@ -115,6 +115,7 @@ impl Core {
             password_hash: self.passwords.hash(password).await?,
             disabled: false,
             created_at: self.now(),
+            credential_epoch: 0,
         };
         self.stores
             .users

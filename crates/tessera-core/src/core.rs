@@ -89,13 +89,21 @@ impl Readiness {
 }
 
 impl Core {
-    /// Compose the parts; with Redis, the push channel is attached to the revocation state.
-    pub fn new(parts: CoreParts) -> Self {
-        let push = parts.redis.clone().map(RedisPush::new);
+    /// Compose the parts; with Redis, the push channel (authenticated with the key the
+    /// instances share through the database) is attached to the revocation state.
+    pub async fn new(parts: CoreParts) -> Result<Self, crate::Error> {
+        let push = match &parts.redis {
+            Some(redis) => {
+                let fresh = crate::opaque::random_bytes(32)?;
+                let key = parts.stores.keys.channel_key(&fresh).await?;
+                Some(RedisPush::new(redis.clone(), &key))
+            }
+            None => None,
+        };
         if let Some(p) = &push {
             parts.revocations.set_push(p.clone());
         }
-        Self {
+        Ok(Self {
             stores: parts.stores,
             passwords: parts.passwords,
             keys: parts.keys,
@@ -104,7 +112,12 @@ impl Core {
             policy: parts.policy,
             redis: parts.redis,
             push,
-        }
+        })
+    }
+
+    /// The push channel, when Redis is configured.
+    pub fn push_channel(&self) -> Option<&Arc<RedisPush>> {
+        self.push.as_ref()
     }
 
     /// Now, from the injected clock.
@@ -189,6 +202,8 @@ impl Core {
             .prune_events(now - FEED_RETENTION_SECS)
             .await;
         let purged = self.stores.sessions.purge_expired_sessions(now).await;
+        let grace = crate::policy::secs(self.policy.tokens.refresh_grace_period);
+        let forgotten = self.stores.refresh.forget_sealed(now - grace).await;
         if let Ok(n) = purged
             && n > 0
         {
@@ -196,6 +211,7 @@ impl Core {
         }
         pruned?;
         purged?;
+        forgotten?;
         Ok(())
     }
 }

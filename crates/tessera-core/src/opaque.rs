@@ -25,6 +25,13 @@ pub fn random_id(n: usize) -> Result<String, Error> {
     Ok(URL_SAFE_NO_PAD.encode(buf))
 }
 
+/// `n` random bytes (for keys).
+pub fn random_bytes(n: usize) -> Result<Vec<u8>, Error> {
+    let mut buf = vec![0u8; n];
+    aws_lc_rs::rand::fill(&mut buf).map_err(|_| Error::internal("CSPRNG failure"))?;
+    Ok(buf)
+}
+
 /// The stored form of a secret: its SHA-256.
 pub fn hash(secret: &str) -> Vec<u8> {
     digest(&SHA256, secret.as_bytes()).as_ref().to_vec()

@@ -102,21 +102,54 @@ impl RateLimitStore for RedisRateLimits {
 }
 
 /// The push side of the channel, with the subscriber's view of whether it is connected.
+///
+/// Messages are `<base64url HMAC-SHA256>.<event JSON>` under a key every instance reads
+/// from the shared database ([`crate::store::KeyStore::channel_key`]): whoever can publish
+/// to Redis but cannot read the database cannot make an instance apply anything. A
+/// message that fails the check is dropped and counted.
 pub struct RedisPush {
     redis: Redis,
+    key: aws_lc_rs::hmac::Key,
     connected: AtomicBool,
+    rejected: std::sync::atomic::AtomicU64,
+}
+
+/// Sign an event for the channel.
+fn seal(key: &aws_lc_rs::hmac::Key, event: &RevocationEvent) -> Option<String> {
+    use base64::Engine;
+    let json = serde_json::to_string(event).ok()?;
+    let tag = aws_lc_rs::hmac::sign(key, json.as_bytes());
+    Some(format!(
+        "{}.{json}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
+    ))
+}
+
+/// The event in a channel message, if its tag is right (checked in constant time).
+fn open(key: &aws_lc_rs::hmac::Key, message: &str) -> Option<RevocationEvent> {
+    use base64::Engine;
+    let (tag, json) = message.split_once('.')?;
+    let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(tag)
+        .ok()?;
+    aws_lc_rs::hmac::verify(key, json.as_bytes(), &tag).ok()?;
+    serde_json::from_str(json).ok()
 }
 
 #[async_trait]
 impl Push for RedisPush {
-    async fn push(&self, event: &RevocationEvent) {
-        let Ok(payload) = serde_json::to_string(event) else {
-            return;
+    async fn push(&self, event: &RevocationEvent) -> bool {
+        let Some(payload) = seal(&self.key, event) else {
+            return false;
         };
         let mut c = self.redis.manager.clone();
-        if let Err(e) = c.publish::<_, _, ()>(CHANNEL, payload).await {
-            // The feed is the durable path; the others catch up by polling.
-            tracing::warn!(error = %e, "revocation push failed");
+        match c.publish::<_, _, ()>(CHANNEL, payload).await {
+            Ok(()) => true,
+            Err(e) => {
+                // The feed is the durable path; the others catch up by polling.
+                tracing::warn!(error = %e, "revocation push failed");
+                false
+            }
         }
     }
 
@@ -126,12 +159,20 @@ impl Push for RedisPush {
 }
 
 impl RedisPush {
-    /// A push channel over `redis`, not yet connected.
-    pub fn new(redis: Redis) -> Arc<Self> {
+    /// A push channel over `redis` whose messages are authenticated with `key`; not yet
+    /// connected.
+    pub fn new(redis: Redis, key: &[u8]) -> Arc<Self> {
         Arc::new(Self {
             redis,
+            key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key),
             connected: AtomicBool::new(false),
+            rejected: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Messages dropped because their tag was wrong (forged, or another deployment's).
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
     }
 
     /// Subscribe and apply pushed events until `stop`; reconnect after every failure.
@@ -165,9 +206,12 @@ impl RedisPush {
                         tokio::select! {
                             msg = messages.next() => match msg {
                                 Some(msg) => {
-                                    let event = msg.get_payload::<String>().ok().and_then(|p| serde_json::from_str::<RevocationEvent>(&p).ok());
-                                    if let Some(event) = event {
-                                        core.revocations.apply(&event);
+                                    match msg.get_payload::<String>().ok().and_then(|p| open(&self.key, &p)) {
+                                        Some(event) => core.revocations.apply_ahead(&event),
+                                        None => {
+                                            self.rejected.fetch_add(1, Ordering::Relaxed);
+                                            tracing::warn!(event = "push_rejected", "revocation channel message with a bad tag dropped");
+                                        }
                                     }
                                 }
                                 None => break,

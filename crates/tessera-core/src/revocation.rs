@@ -1,18 +1,29 @@
 //! Revocation and invalidation, kept in process memory and in step across instances.
 //!
 //! # What each instance holds
-//! - [`RevocationList`]: revoked `jti`s (until the token's `exp`), revoked refresh
-//!   families (until the family's end) and per-user "not before" instants. Every bearer
+//! - [`RevocationList`]: revoked `jti`s (until the token's `exp` plus the verifier's
+//!   leeway, during which a verifier still accepts it), revoked refresh families (until
+//!   the family's end plus the leeway) and per-user "not before" instants. Every bearer
 //!   verification consults it in O(1).
 //! - [`SessionCache`]: sessions already looked up, with their user, so that a request
 //!   costs no store round trip in the common case.
 //!
 //! # How instances stay in step
 //! Every revocation is written durably (its own table) and appended to the store's
-//! *revocation feed* ([`RevocationEvent`]s with increasing ids). Each instance applies the
-//! feed: pushed immediately over the Redis channel when one is configured
-//! ([`crate::redis`]), and by polling the feed from its last seen id, which also covers
-//! anything the channel dropped.
+//! *revocation feed* ([`RevocationEvent`]s with increasing ids, visible in id order: see
+//! the stores' `append_event`). Each instance applies the feed: pushed immediately over the
+//! Redis channel when one is configured ([`crate::redis`], authenticated with a key shared
+//! through the database), and by polling the feed from its *watermark* — the id up to
+//! which every event has been applied. Pushed and local events are applied at once but
+//! never move the watermark (they are remembered so that the poll does not apply them
+//! twice), so an event whose push was lost is still found by the next poll.
+//!
+//! # Monotonic state
+//! Everything here only moves forward: revocations are added, never withdrawn while a
+//! token could still be accepted; the not-before instants only grow. The session cache is
+//! the one place that adds *positive* state, and it can never bring an ended session back:
+//! it has a generation, bumped by every invalidation, and a lookup that read the store
+//! before an invalidation cannot fill the cache after it ([`SessionCache::put_if_current`]).
 //!
 //! The session cache is used only while this instance cannot miss an invalidation: when
 //! it is the only writer (SQLite without Redis), or while its push channel is connected.
@@ -77,21 +88,24 @@ struct Lists {
 #[derive(Default)]
 pub struct RevocationList {
     lists: RwLock<Lists>,
+    /// The verifier's clock-skew allowance, seconds: entries outlive `exp` by this much.
+    leeway: i64,
 }
 
 impl RevocationList {
-    /// Load what is still relevant at `now` from the stores.
-    pub async fn load(stores: &Stores, now: i64) -> Result<Self, StoreError> {
+    /// Load what is still relevant at `now` from the stores: everything a verifier with
+    /// `leeway` seconds of clock-skew allowance could still accept.
+    pub async fn load(stores: &Stores, now: i64, leeway: i64) -> Result<Self, StoreError> {
         let lists = Lists {
             jtis: stores
                 .revocations
-                .revoked_jtis(now)
+                .revoked_jtis(now - leeway)
                 .await?
                 .into_iter()
                 .collect(),
             families: stores
                 .refresh
-                .revoked_families(now)
+                .revoked_families(now - leeway)
                 .await?
                 .into_iter()
                 .collect(),
@@ -104,14 +118,17 @@ impl RevocationList {
         };
         Ok(Self {
             lists: RwLock::new(lists),
+            leeway,
         })
     }
 
-    /// Forget entries that can no longer match a live token.
+    /// Forget entries that can no longer match a token any verifier accepts: a token is
+    /// accepted until `exp + leeway`, so its revocation is kept that long too.
     pub fn purge(&self, now: i64) {
+        let cutoff = now - self.leeway;
         let mut l = write(&self.lists);
-        l.jtis.retain(|_, exp| *exp > now);
-        l.families.retain(|_, exp| *exp > now);
+        l.jtis.retain(|_, exp| *exp > cutoff);
+        l.families.retain(|_, exp| *exp > cutoff);
     }
 
     /// Whether this family is revoked.
@@ -135,6 +152,8 @@ impl RevocationCheck for RevocationList {
 struct Cached {
     sessions: HashMap<Vec<u8>, Arc<AuthenticatedSession>>,
     by_user: HashMap<String, HashSet<Vec<u8>>>,
+    /// Bumped by every invalidation (under the write lock).
+    generation: u64,
 }
 
 /// Sessions already looked up, by token hash. Entries are shared (`Arc`) with the requests
@@ -150,9 +169,35 @@ impl SessionCache {
         read(&self.cached).sessions.get(hash).cloned()
     }
 
-    /// Remember a session.
-    pub fn put(&self, entry: Arc<AuthenticatedSession>) {
+    /// The generation to pass to [`SessionCache::put_if_current`]: read it *before*
+    /// reading the store.
+    pub fn generation(&self) -> u64 {
+        read(&self.cached).generation
+    }
+
+    /// Remember a session read from the store, unless any invalidation happened since
+    /// `generation` was read: that invalidation may be this session's own (a logout that
+    /// deleted the row after our read), and a put after it would bring the session back.
+    /// Whether it was cached.
+    ///
+    /// One counter for the whole cache rather than per-session tombstones: invalidations
+    /// are rare next to lookups, so a fill that loses this race only costs one more store
+    /// read later, and nothing has to be remembered about sessions that are gone.
+    pub fn put_if_current(&self, entry: Arc<AuthenticatedSession>, generation: u64) -> bool {
         let mut c = write(&self.cached);
+        if c.generation != generation {
+            return false;
+        }
+        Self::insert(&mut c, entry);
+        true
+    }
+
+    /// Remember a session unconditionally (for tests and benchmarks of the cache itself).
+    pub fn put(&self, entry: Arc<AuthenticatedSession>) {
+        Self::insert(&mut write(&self.cached), entry);
+    }
+
+    fn insert(c: &mut Cached, entry: Arc<AuthenticatedSession>) {
         c.by_user
             .entry(entry.identity.user_id.clone())
             .or_default()
@@ -163,6 +208,7 @@ impl SessionCache {
     /// Forget one session.
     pub fn remove(&self, hash: &[u8]) {
         let mut c = write(&self.cached);
+        c.generation += 1;
         if let Some(entry) = c.sessions.remove(hash)
             && let Some(set) = c.by_user.get_mut(&entry.identity.user_id)
         {
@@ -173,6 +219,7 @@ impl SessionCache {
     /// Forget every session of a user.
     pub fn remove_user(&self, user_id: &str) {
         let mut c = write(&self.cached);
+        c.generation += 1;
         if let Some(hashes) = c.by_user.remove(user_id) {
             for h in hashes {
                 c.sessions.remove(&h);
@@ -208,6 +255,7 @@ impl SessionCache {
     /// Forget everything.
     pub fn clear(&self) {
         let mut c = write(&self.cached);
+        c.generation += 1;
         c.sessions.clear();
         c.by_user.clear();
     }
@@ -217,9 +265,9 @@ impl SessionCache {
 #[async_trait::async_trait]
 pub trait Push: Send + Sync {
     /// Send an event, waiting (briefly) until the channel took it, so that the other
-    /// instances have it before the request that caused it is answered. Best effort: the
-    /// feed is the durable path.
-    async fn push(&self, event: &RevocationEvent);
+    /// instances have it before the request that caused it is answered; whether it was
+    /// sent. Best effort: the feed is the durable path.
+    async fn push(&self, event: &RevocationEvent) -> bool;
     /// Whether the channel is connected right now.
     fn connected(&self) -> bool;
 }
@@ -230,8 +278,15 @@ pub struct Revocations {
     pub list: RevocationList,
     /// Cached sessions.
     pub sessions: SessionCache,
-    /// Last feed id applied.
-    cursor: AtomicI64,
+    /// The watermark: every feed event with an id at or below it has been applied.
+    watermark: AtomicI64,
+    /// Events above the watermark already applied (pushed or local), so that the poll does
+    /// not apply them twice.
+    ahead: std::sync::Mutex<std::collections::BTreeSet<i64>>,
+    /// Pushes that failed, and how many of them a later successful poll has covered: the
+    /// channel is degraded (caches not trusted) while the two differ.
+    push_failures: AtomicI64,
+    push_failures_confirmed: AtomicI64,
     /// Monotonic instant (ms, from the process start) of the last successful feed poll.
     last_poll_ms: AtomicI64,
     /// No other instance writes to the store: local invalidation is complete.
@@ -241,23 +296,39 @@ pub struct Revocations {
     staleness_ms: i64,
     fail_open: bool,
     cache_was_usable: AtomicBool,
+    /// Serialises feed polls.
+    polling: tokio::sync::Mutex<()>,
+}
+
+/// How an instance keeps its revocation state in step.
+#[derive(Debug, Clone)]
+pub struct SyncPolicy {
+    /// No other instance writes to the store: local invalidation is complete.
+    pub single_writer: bool,
+    /// How long state unconfirmed by the channel or a poll is still trusted.
+    pub staleness_bound: std::time::Duration,
+    /// Past the bound, keep accepting instead of refusing.
+    pub fail_open: bool,
+    /// The verifier's clock-skew allowance, seconds.
+    pub leeway: i64,
 }
 
 impl Revocations {
-    /// Load the state; `single_writer` when this instance is the store's only writer.
-    pub async fn load(
-        stores: &Stores,
-        now: i64,
-        single_writer: bool,
-        staleness: std::time::Duration,
-        fail_open: bool,
-    ) -> Result<Self, StoreError> {
-        let cursor = stores.revocations.last_event_id().await?;
-        let list = RevocationList::load(stores, now).await?;
+    /// Load the state as of `now`.
+    pub async fn load(stores: &Stores, now: i64, sync: &SyncPolicy) -> Result<Self, StoreError> {
+        // The watermark first, then the state: every event at or below it was appended
+        // after its effect was durable, so the state read next includes it.
+        let watermark = stores.revocations.last_event_id().await?;
+        let list = RevocationList::load(stores, now, sync.leeway).await?;
+        let (single_writer, staleness, fail_open) =
+            (sync.single_writer, sync.staleness_bound, sync.fail_open);
         Ok(Self {
             list,
             sessions: SessionCache::default(),
-            cursor: AtomicI64::new(cursor),
+            watermark: AtomicI64::new(watermark),
+            ahead: std::sync::Mutex::default(),
+            push_failures: AtomicI64::new(0),
+            push_failures_confirmed: AtomicI64::new(0),
             last_poll_ms: AtomicI64::new(0),
             single_writer,
             push: RwLock::new(None),
@@ -265,6 +336,7 @@ impl Revocations {
             staleness_ms: staleness.as_millis() as i64,
             fail_open,
             cache_was_usable: AtomicBool::new(true),
+            polling: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -283,8 +355,17 @@ impl Revocations {
         self.started.elapsed().as_millis() as i64
     }
 
+    /// Whether pushes can be relied on right now: the channel is connected, and no push of
+    /// ours has failed since the last poll that confirmed the feed.
     fn pushed(&self) -> bool {
         read(&self.push).as_ref().is_some_and(|p| p.connected())
+            && self.push_failures.load(Ordering::SeqCst)
+                == self.push_failures_confirmed.load(Ordering::SeqCst)
+    }
+
+    /// The watermark (for tests and metrics).
+    pub fn watermark(&self) -> i64 {
+        self.watermark.load(Ordering::SeqCst)
     }
 
     /// Whether the session cache may answer: only while no invalidation can be missed.
@@ -311,6 +392,23 @@ impl Revocations {
             return Ok(());
         }
         Err(Error::StaleRevocationState)
+    }
+
+    /// Apply an event that arrived ahead of the feed (pushed, or written here): at once,
+    /// remembered so the poll skips it, without moving the watermark. Applying is
+    /// idempotent anyway; remembering only saves the work.
+    pub fn apply_ahead(&self, e: &RevocationEvent) {
+        if self.single_writer {
+            // No feed to follow: nothing to remember.
+            return self.apply(e);
+        }
+        {
+            let mut ahead = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
+            if e.id <= self.watermark.load(Ordering::SeqCst) || !ahead.insert(e.id) {
+                return;
+            }
+        }
+        self.apply(e);
     }
 
     /// Apply one event to the in-memory state.
@@ -340,7 +438,6 @@ impl Revocations {
             // Keys are re-read on their own schedule; unknown kinds are for newer versions.
             RevocationKind::Keys | RevocationKind::Other(_) => {}
         }
-        self.cursor.fetch_max(e.id, Ordering::SeqCst);
     }
 
     /// Record an event durably, apply it here, and push it to the other instances.
@@ -358,27 +455,52 @@ impl Revocations {
             expires_at,
         };
         event.id = stores.revocations.append_event(&event).await?;
-        self.apply(&event);
+        self.apply_ahead(&event);
         let push = read(&self.push).clone();
-        if let Some(p) = push {
-            p.push(&event).await;
+        if let Some(p) = push
+            && !p.push(&event).await
+        {
+            // The others will find the event by polling; until a poll of ours confirms the
+            // feed, this instance does not trust what the channel says either.
+            self.push_failures.fetch_add(1, Ordering::SeqCst);
         }
         Ok(())
     }
 
     /// Apply every feed event after the cursor (the poll, and the catch-up after the push
     /// channel reconnects).
+    ///
+    /// The feed is read from the watermark and is visible in id order, so the watermark
+    /// moves to the last id read: every event up to it has then been applied. Polls are
+    /// serialised, so two of them never move the watermark past each other's events.
     pub async fn catch_up(&self, stores: &Stores) -> Result<(), StoreError> {
+        let _one_at_a_time = self.polling.lock().await;
+        let failures_before = self.push_failures.load(Ordering::SeqCst);
         loop {
-            let after = self.cursor.load(Ordering::SeqCst);
+            let after = self.watermark.load(Ordering::SeqCst);
             let events = stores.revocations.events_since(after, 500).await?;
             for e in &events {
-                self.apply(e);
+                let seen = self
+                    .ahead
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&e.id);
+                if !seen {
+                    self.apply(e);
+                }
+                self.watermark.store(e.id, Ordering::SeqCst);
             }
             if events.len() < 500 {
                 break;
             }
         }
+        let watermark = self.watermark.load(Ordering::SeqCst);
+        self.ahead
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|id| *id > watermark);
+        self.push_failures_confirmed
+            .fetch_max(failures_before, Ordering::SeqCst);
         self.last_poll_ms.store(self.elapsed_ms(), Ordering::SeqCst);
         Ok(())
     }
@@ -449,6 +571,10 @@ impl Core {
         actor: Option<&str>,
     ) -> Result<(), Error> {
         let (stores, revocations, now) = (&self.stores, &self.revocations, self.now());
+        // First the epoch, then the sweep: a login that stores a credential before the
+        // sweep has it swept; one that stores it later sees the new epoch and ends it
+        // itself (`Core::user_unchanged`).
+        stores.users.bump_credential_epoch(user_id).await?;
         let sessions = stores
             .sessions
             .delete_sessions_of_user(user_id, keep.session)

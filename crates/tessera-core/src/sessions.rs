@@ -122,16 +122,45 @@ impl Core {
             ip: client.ip.clone(),
         };
         self.stores.sessions.create_session(&record).await?;
+        if !self.user_unchanged(user).await? {
+            self.stores
+                .sessions
+                .delete_session(&record.token_hash)
+                .await?;
+            return Err(Error::InvalidCredentials);
+        }
         Ok((token, record))
+    }
+
+    /// Whether `user` is still exactly as read before a credential was created for it —
+    /// same role, password, enabled state and credential epoch — read *after* the
+    /// credential is stored.
+    ///
+    /// This is what makes a login that raced a user-wide revocation lose: the revocation
+    /// bumps the epoch before it ends the user's credentials. If this read still sees the
+    /// old epoch, the bump comes later, so the revocation's sweep starts after our
+    /// credential was stored and ends it; if it sees the new one, we end it ourselves.
+    pub(crate) async fn user_unchanged(&self, user: &User) -> Result<bool, Error> {
+        let now = self.stores.users.user_by_id(&user.id).await?;
+        Ok(now.as_ref() == Some(user))
     }
 
     /// The principal of the session whose token is `token`, renewing it (at most once per
     /// touch interval). A store that cannot take the renewal does not log anyone out: the
     /// session is served and the write retried on a later request.
+    ///
+    /// The cache's generation is read before anything else, and every fill is conditional
+    /// on it ([`SessionCache::put_if_current`](crate::revocation::SessionCache::put_if_current)):
+    /// a lookup racing a logout can answer for the session while the logout is in flight,
+    /// but can never put it back once the logout has removed it.
     pub async fn authenticate_session(&self, token: &str) -> Result<Principal, Error> {
         let now = self.now();
         let token_hash = opaque::hash(token);
-        let entry = self.live_session(token_hash, now).await?;
+        let generation = self.revocations.sessions.generation();
+        let cache = self.revocations.cache_usable();
+        let entry = self
+            .live_session(token_hash, now, cache, generation)
+            .await?;
         let touch = secs(self.policy.sessions.touch_interval);
         if now - entry.session.last_seen_at < touch {
             return Ok(Principal::Session(entry));
@@ -143,15 +172,22 @@ impl Core {
             .touch_session(&entry.session.id, now, idle)
             .await
         {
-            Ok(()) => {
+            Ok(true) => {
                 let mut renewed = (*entry).clone();
                 renewed.session.last_seen_at = now;
                 renewed.session.idle_expires_at = idle.min(renewed.session.expires_at);
                 let renewed = Arc::new(renewed);
-                if self.revocations.cache_usable() {
-                    self.revocations.sessions.put(renewed.clone());
+                if cache {
+                    self.revocations
+                        .sessions
+                        .put_if_current(renewed.clone(), generation);
                 }
                 Ok(Principal::Session(renewed))
+            }
+            Ok(false) => {
+                // The row is gone: the session ended (logged out elsewhere, or purged).
+                self.revocations.sessions.remove(&entry.session.token_hash);
+                Err(Error::Unauthenticated)
             }
             Err(e) => {
                 tracing::warn!(error = ?e, "session renewal not written");
@@ -166,9 +202,10 @@ impl Core {
         &self,
         token_hash: Vec<u8>,
         now: i64,
+        cache: bool,
+        generation: u64,
     ) -> Result<Arc<AuthenticatedSession>, Error> {
         let live = |s: &SessionRecord| now < s.idle_expires_at && now < s.expires_at;
-        let cache = self.revocations.cache_usable();
         if cache {
             // A cached copy that looks expired may be stale (another instance renewed it):
             // only a store read can say no.
@@ -192,7 +229,9 @@ impl Core {
             identity: Identity::from(&user),
         });
         if cache {
-            self.revocations.sessions.put(entry.clone());
+            self.revocations
+                .sessions
+                .put_if_current(entry.clone(), generation);
         }
         Ok(entry)
     }
@@ -392,14 +431,25 @@ impl Core {
         let Principal::Session(s) = p else {
             return Ok(None);
         };
-        // Rotate the current session's token: same lifetime, new secret.
+        // Rotate the current session's token: same lifetime, new secret, for the user as
+        // the revocation above left them.
         let token_hash = &s.session.token_hash;
         let Some(old) = self.stores.sessions.load_session(token_hash, now).await? else {
             return Err(Error::Unauthenticated);
         };
+        let user = self
+            .stores
+            .users
+            .user_by_id(&user.id)
+            .await?
+            .ok_or(Error::Unauthenticated)?;
         let (token, _) = self
             .open_session(&user, client, old.expires_at - now, now)
-            .await?;
+            .await
+            .map_err(|e| match e {
+                Error::InvalidCredentials => Error::Unauthenticated,
+                other => other,
+            })?;
         self.stores.sessions.delete_session(token_hash).await?;
         self.revocations
             .drop_session(&self.stores, token_hash)

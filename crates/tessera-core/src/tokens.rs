@@ -173,6 +173,12 @@ impl Core {
         let (refresh_token, record) = new_refresh(&family.id, now)?;
         let (access_token, expires_in) = self.access_token(user, &family, now)?;
         self.stores.refresh.create_family(&family, &record).await?;
+        // A user-wide revocation that ran while this grant hashed wins (see
+        // `user_unchanged`); no token of this family has left the server yet.
+        if !self.user_unchanged(user).await? {
+            self.stores.refresh.revoke_family(&family.id, now).await?;
+            return Err(Error::InvalidGrant("invalid username or password"));
+        }
         Ok(TokenPair {
             access_token,
             refresh_token,
@@ -260,9 +266,12 @@ impl Core {
         Ok(())
     }
 
-    /// Token introspection (RFC 7662).
+    /// Token introspection (RFC 7662). Under the same staleness rule as bearer requests:
+    /// when the revocation state is too old to trust, the answer is
+    /// [`Error::StaleRevocationState`], never `active`.
     pub async fn introspect(&self, token: &str) -> Result<Introspection, Error> {
         let now = self.now();
+        self.revocations.check_current()?;
         if token.contains('.') {
             return Ok(
                 match self
@@ -316,7 +325,10 @@ impl Core {
     ) -> Result<TokenPair, Error> {
         let grace = secs(self.policy.tokens.refresh_grace_period);
         let within = token.spent_at.is_some_and(|at| now - at <= grace);
-        if within && let Some(pair) = token.sealed.as_deref().and_then(|s| unseal(presented, s)) {
+        if within
+            && let Some(pair) = token.sealed.as_deref().and_then(|s| unseal(presented, s))
+            && self.successor_unspent(&pair).await?
+        {
             return Ok(pair);
         }
         if self
@@ -337,6 +349,25 @@ impl Core {
             tracing::warn!(event = "refresh_reuse_detected", user_id = %family.user_id, family_id = %family.id, "refresh token reused: family revoked");
         }
         Err(INVALID_REFRESH)
+    }
+}
+
+impl Core {
+    /// Whether the refresh token of a sealed replacement pair is still unspent: a replay
+    /// of the spent token is a *retry* (the client never got the pair) only while the pair
+    /// it would get back has not been used. Once the client has moved on, the old token
+    /// coming back can only be a copy — reuse, not a retry — so a replay never climbs the
+    /// family to a newer token than the one it was answered with.
+    ///
+    /// Concurrent refreshes of one token all see the successor unspent (it was just
+    /// created), so they all get the one pair, with no alarm.
+    async fn successor_unspent(&self, pair: &TokenPair) -> Result<bool, Error> {
+        let successor = self
+            .stores
+            .refresh
+            .find_refresh_token(&opaque::hash(&pair.refresh_token))
+            .await?;
+        Ok(successor.is_some_and(|(t, _)| t.spent_at.is_none()))
     }
 }
 

@@ -499,6 +499,16 @@ impl Settings {
         }
     }
 
+    /// How revocation state is kept in step across instances.
+    pub fn sync_policy(&self) -> tessera_core::revocation::SyncPolicy {
+        tessera_core::revocation::SyncPolicy {
+            single_writer: self.single_writer(),
+            staleness_bound: self.revocation_staleness_bound,
+            fail_open: self.revocation_fail_open,
+            leeway: self.jwt_leeway.as_secs() as i64,
+        }
+    }
+
     /// How often the background loops run.
     pub fn schedule(&self) -> tessera_core::core::Schedule {
         tessera_core::core::Schedule {

@@ -67,16 +67,10 @@ pub async fn build_core(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
         .context("loading signing keys")?;
     let passwords = Passwords::new(settings.hash_slots(), settings.hash_queue_timeout)
         .context("initialising password hashing")?;
-    let revocations = Revocations::load(
-        &stores,
-        clock.now(),
-        settings.single_writer(),
-        settings.revocation_staleness_bound,
-        settings.revocation_fail_open,
-    )
-    .await
-    .context("loading revocation state")?;
-    Ok(Core::new(CoreParts {
+    let revocations = Revocations::load(&stores, clock.now(), &settings.sync_policy())
+        .await
+        .context("loading revocation state")?;
+    Core::new(CoreParts {
         stores,
         passwords,
         keys,
@@ -84,7 +78,9 @@ pub async fn build_core(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::R
         revocations,
         policy: settings.policy(),
         redis,
-    }))
+    })
+    .await
+    .context("setting up the revocation channel")
 }
 
 /// Take the data directory's instance lock. Without Redis, an instance trusts that it is

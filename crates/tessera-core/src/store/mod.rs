@@ -55,6 +55,9 @@ pub struct User {
     pub disabled: bool,
     /// Creation time, seconds since the epoch.
     pub created_at: i64,
+    /// Moves forward at every user-wide revocation ([`UserStore::bump_credential_epoch`]);
+    /// a login whose user changed while it hashed is refused.
+    pub credential_epoch: i64,
 }
 
 impl std::fmt::Debug for User {
@@ -66,6 +69,7 @@ impl std::fmt::Debug for User {
             .field("password_hash", &Redacted)
             .field("disabled", &self.disabled)
             .field("created_at", &self.created_at)
+            .field("credential_epoch", &self.credential_epoch)
             .finish()
     }
 }
@@ -87,6 +91,8 @@ pub trait UserStore: Send + Sync + 'static {
     async fn set_disabled(&self, id: &str, disabled: bool) -> Result<bool, StoreError>;
     /// Replace a user's password hash; whether the user exists.
     async fn set_password_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError>;
+    /// Move the user's credential epoch forward by one; whether the user exists.
+    async fn bump_credential_epoch(&self, id: &str) -> Result<bool, StoreError>;
 }
 
 /// Fixed-window counters for throttling, shared by every instance using the store.
@@ -151,12 +157,14 @@ pub trait SessionStore: Send + Sync + 'static {
         now: i64,
     ) -> Result<Option<SessionRecord>, StoreError>;
     /// Record use at `now`: `last_seen_at = now`, `idle_expires_at = min(new_idle, expires_at)`.
+    /// Whether the session still exists: a touch never re-creates a deleted session, and
+    /// `false` means it has ended.
     async fn touch_session(
         &self,
         id: &str,
         now: i64,
         idle_expires_at: i64,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
     /// Delete the session with this token hash; whether one existed.
     async fn delete_session(&self, token_hash: &[u8]) -> Result<bool, StoreError>;
     /// Delete every session expired at `now`; how many.
@@ -286,6 +294,10 @@ pub trait RefreshStore: Send + Sync + 'static {
     /// Families revoked and not yet expired at `now` (their access tokens may still be
     /// around), with their expiry.
     async fn revoked_families(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Delete the sealed replacement pairs of tokens spent before `spent_before` (their
+    /// grace window is over), so that a database copy plus an old refresh token yields
+    /// nothing; how many.
+    async fn forget_sealed(&self, spent_before: i64) -> Result<u64, StoreError>;
 }
 
 /// A confidential OAuth client.
@@ -441,6 +453,9 @@ pub trait KeyStore: Send + Sync + 'static {
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
     /// Add a key.
     async fn add_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+    /// The key that authenticates messages between instances: `fresh` if none was stored
+    /// yet (it is then stored), else the stored one — so every instance gets the same.
+    async fn channel_key(&self, fresh: &[u8]) -> Result<Vec<u8>, StoreError>;
 }
 
 /// The stores a server runs on, each behind its trait.

@@ -145,6 +145,15 @@ impl UserStore for PostgresStore {
         .await
     }
 
+    async fn bump_credential_epoch(&self, id: &str) -> Result<bool, StoreError> {
+        update_user(
+            &self.pool,
+            sqlx::query("UPDATE users SET credential_epoch = credential_epoch + 1 WHERE id = $1")
+                .bind(id.to_owned()),
+        )
+        .await
+    }
+
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
         let row = sqlx::query("SELECT * FROM users WHERE id = $1")
             .bind(id)
@@ -213,8 +222,8 @@ impl SessionStore for PostgresStore {
         id: &str,
         now: i64,
         idle_expires_at: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
+    ) -> Result<bool, StoreError> {
+        let res = sqlx::query(
             "UPDATE sessions SET last_seen_at = $1, idle_expires_at = LEAST($2, expires_at) WHERE id = $3",
         )
         .bind(now)
@@ -223,7 +232,7 @@ impl SessionStore for PostgresStore {
         .execute(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(())
+        Ok(res.rows_affected() > 0)
     }
 
     async fn delete_session(&self, token_hash: &[u8]) -> Result<bool, StoreError> {
@@ -321,6 +330,20 @@ impl KeyStore for PostgresStore {
             e => backend(e),
         })?;
         Ok(())
+    }
+    async fn channel_key(&self, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
+        sqlx::query(
+            "INSERT INTO channel_keys (id, key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(fresh)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        let row = sqlx::query("SELECT key FROM channel_keys WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.try_get("key").map_err(backend)
     }
 }
 
@@ -496,6 +519,17 @@ impl RefreshStore for PostgresStore {
             .map_err(backend)
     }
 
+    async fn forget_sealed(&self, spent_before: i64) -> Result<u64, StoreError> {
+        let res = sqlx::query(
+            "UPDATE refresh_tokens SET sealed = NULL WHERE sealed IS NOT NULL AND spent_at < $1",
+        )
+        .bind(spent_before)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(res.rows_affected())
+    }
+
     async fn revoked_families(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, expires_at FROM refresh_families WHERE revoked_at IS NOT NULL AND expires_at > $1",
@@ -576,17 +610,32 @@ impl RevocationStore for PostgresStore {
         Ok(())
     }
 
+    /// Appends are serialised by a transaction-scoped advisory lock, so that the feed's
+    /// id order is its commit order: a `BIGSERIAL` id is taken when the INSERT runs, not
+    /// when it commits, and without the lock id 10 could become visible after id 11 — a
+    /// reader resuming from 11 would then skip 10 for ever. Under the lock, id N+1 is taken
+    /// only after N's transaction has committed, so every reader sees a prefix of the feed
+    /// and may resume from the highest id it has read. (The other choice, re-reading a
+    /// trailing window, needs a bound on how late a commit may be; this needs none, and
+    /// revocations are rare enough that serialising them costs nothing measurable.)
     async fn append_event(&self, e: &RevocationEvent) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query("SELECT pg_advisory_xact_lock(7370657272) ")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
         let row = sqlx::query(
             "INSERT INTO revocation_events (kind, key, expires_at, at) VALUES ($1, $2, $3, EXTRACT(EPOCH FROM now())::BIGINT) RETURNING id",
         )
         .bind(e.kind.as_str())
         .bind(&e.key)
         .bind(e.expires_at)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(backend)?;
-        row.try_get("id").map_err(backend)
+        let id = row.try_get("id").map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(id)
     }
 
     async fn events_since(

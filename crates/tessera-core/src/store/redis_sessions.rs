@@ -21,6 +21,19 @@ use crate::redis::Redis;
 /// Extra seconds a record outlives its end in Redis: the caller's clock decides expiry.
 const TTL_SLACK: i64 = 60;
 
+/// Renew a session record in place if it exists: `ARGV` = now, new idle expiry, TTL slack.
+const TOUCH: &str = r"
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local s = cjson.decode(raw)
+local now = tonumber(ARGV[1])
+s.last_seen_at = now
+s.idle_expires_at = math.min(tonumber(ARGV[2]), s.expires_at)
+local ttl = math.max(math.min(s.idle_expires_at, s.expires_at) - now, 1) + tonumber(ARGV[3])
+redis.call('SET', KEYS[1], cjson.encode(s), 'EX', ttl)
+return 1
+";
+
 fn unavailable(e: redis::RedisError) -> StoreError {
     StoreError::Unavailable(Box::new(e))
 }
@@ -126,19 +139,34 @@ impl SessionStore for RedisSessionStore {
         id: &str,
         now: i64,
         idle_expires_at: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let hash: Option<String> = self
             .conn()
             .get(format!("tessera:sid:{id}"))
             .await
             .map_err(unavailable)?;
-        let Some(hash) = hash else { return Ok(()) };
-        let Some(mut s) = self.get(&hash).await? else {
-            return Ok(());
-        };
-        s.last_seen_at = now;
-        s.idle_expires_at = idle_expires_at.min(s.expires_at);
-        self.put(&s, now).await
+        let Some(hash) = hash else { return Ok(false) };
+        // One script on the one record key: it updates the record only if it still
+        // exists, so a touch racing a logout can never write a deleted session back.
+        let mut c = self.conn();
+        let touched: i64 = redis::Script::new(TOUCH)
+            .key(format!("tessera:s:{hash}"))
+            .arg(now)
+            .arg(idle_expires_at)
+            .arg(TTL_SLACK)
+            .invoke_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        if touched == 1 {
+            // The id index lives as long as the record; best effort (it is only an index).
+            let _: Result<(), _> = c
+                .expire(
+                    format!("tessera:sid:{id}"),
+                    (idle_expires_at - now).max(1) + TTL_SLACK,
+                )
+                .await;
+        }
+        Ok(touched == 1)
     }
 
     async fn delete_session(&self, token_hash: &[u8]) -> Result<bool, StoreError> {

@@ -161,6 +161,15 @@ impl UserStore for SqliteStore {
         .await
     }
 
+    async fn bump_credential_epoch(&self, id: &str) -> Result<bool, StoreError> {
+        update_user(
+            &self.pool,
+            sqlx::query("UPDATE users SET credential_epoch = credential_epoch + 1 WHERE id = ?")
+                .bind(id.to_owned()),
+        )
+        .await
+    }
+
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
         let row = sqlx::query("SELECT * FROM users WHERE id = ?")
             .bind(id)
@@ -229,8 +238,8 @@ impl SessionStore for SqliteStore {
         id: &str,
         now: i64,
         idle_expires_at: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
+    ) -> Result<bool, StoreError> {
+        let res = sqlx::query(
             "UPDATE sessions SET last_seen_at = ?, idle_expires_at = MIN(?, expires_at) WHERE id = ?",
         )
         .bind(now)
@@ -239,7 +248,7 @@ impl SessionStore for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(())
+        Ok(res.rows_affected() > 0)
     }
 
     async fn delete_session(&self, token_hash: &[u8]) -> Result<bool, StoreError> {
@@ -336,6 +345,18 @@ impl KeyStore for SqliteStore {
             e => backend(e),
         })?;
         Ok(())
+    }
+    async fn channel_key(&self, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
+        sqlx::query("INSERT INTO channel_keys (id, key) VALUES (1, ?) ON CONFLICT (id) DO NOTHING")
+            .bind(fresh)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        let row = sqlx::query("SELECT key FROM channel_keys WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.try_get("key").map_err(backend)
     }
 }
 
@@ -509,6 +530,17 @@ impl RefreshStore for SqliteStore {
             .map(RefreshFamily::from_row)
             .transpose()
             .map_err(backend)
+    }
+
+    async fn forget_sealed(&self, spent_before: i64) -> Result<u64, StoreError> {
+        let res = sqlx::query(
+            "UPDATE refresh_tokens SET sealed = NULL WHERE sealed IS NOT NULL AND spent_at < ?",
+        )
+        .bind(spent_before)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(res.rows_affected())
     }
 
     async fn revoked_families(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {

@@ -3,5 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod redaction;
+mod revocation;
 mod services;
 mod store_conformance;

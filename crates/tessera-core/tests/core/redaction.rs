@@ -41,6 +41,7 @@ fn records_and_values_holding_secrets_redact_them_in_debug() {
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into(),
         disabled: false,
         created_at: 1,
+        credential_epoch: 0,
     };
     assert_hidden(&user, &[user.password_hash.as_bytes(), b"aGFzaGhhc2g"]);
     assert!(

@@ -13,19 +13,19 @@ use tessera_core::keys::{KeyPolicy, Keys, SigningAlgorithm};
 use tessera_core::login::ClientInfo;
 use tessera_core::password::Passwords;
 use tessera_core::policy::*;
-use tessera_core::revocation::{Keep, Revocations};
+use tessera_core::revocation::{Keep, Revocations, SyncPolicy};
 use tessera_core::store::sqlite::SqliteStore;
 use tessera_core::store::{AuditFilter, Stores};
 use tessera_core::tokens::PUBLIC_CLIENT;
 use tessera_core::{Core, Policy};
 
-const PASSWORD: &str = "correct horse battery";
-const START: i64 = 1_800_000_000;
+pub const PASSWORD: &str = "correct horse battery";
+pub const START: i64 = 1_800_000_000;
 
-struct TestCore {
-    core: Core,
-    clock: ManualClock,
-    _dir: tempfile::TempDir,
+pub struct TestCore {
+    pub core: Core,
+    pub clock: ManualClock,
+    pub _dir: tempfile::TempDir,
 }
 
 fn policy() -> Policy {
@@ -55,12 +55,24 @@ fn policy() -> Policy {
     }
 }
 
-async fn core_with(f: impl FnOnce(&mut Policy)) -> TestCore {
+pub async fn core_with(f: impl FnOnce(&mut Policy)) -> TestCore {
+    core_synced(f, |_| {}).await
+}
+
+/// A core on a fresh SQLite directory, with the policy and the sync policy adjusted.
+pub async fn core_synced(f: impl FnOnce(&mut Policy), g: impl FnOnce(&mut SyncPolicy)) -> TestCore {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(START);
     let stores = Stores::sqlite(SqliteStore::open(dir.path()).await.unwrap());
     let mut p = policy();
     f(&mut p);
+    let mut sync = SyncPolicy {
+        single_writer: true,
+        staleness_bound: Duration::from_secs(30),
+        fail_open: false,
+        leeway: 30,
+    };
+    g(&mut sync);
     let mut verify =
         tessera_verify::Policy::new(p.tokens.issuer.clone(), p.tokens.audience.clone());
     verify.leeway_secs = 30;
@@ -76,9 +88,7 @@ async fn core_with(f: impl FnOnce(&mut Policy)) -> TestCore {
     )
     .await
     .unwrap();
-    let revocations = Revocations::load(&stores, START, true, Duration::from_secs(30), false)
-        .await
-        .unwrap();
+    let revocations = Revocations::load(&stores, START, &sync).await.unwrap();
     let core = Core::new(CoreParts {
         stores,
         passwords: Passwords::new(2, Duration::from_secs(10)).unwrap(),
@@ -87,7 +97,9 @@ async fn core_with(f: impl FnOnce(&mut Policy)) -> TestCore {
         revocations,
         policy: p,
         redis: None,
-    });
+    })
+    .await
+    .unwrap();
     TestCore {
         core,
         clock,
@@ -95,18 +107,18 @@ async fn core_with(f: impl FnOnce(&mut Policy)) -> TestCore {
     }
 }
 
-async fn core() -> TestCore {
+pub async fn core() -> TestCore {
     core_with(|_| {}).await
 }
 
-fn from(ip: &str) -> ClientInfo {
+pub fn from(ip: &str) -> ClientInfo {
     ClientInfo {
         ip: Some(ip.into()),
         user_agent: Some("test".into()),
     }
 }
 
-async fn audit_kinds(core: &Core, user: Option<&str>) -> Vec<AuditKind> {
+pub async fn audit_kinds(core: &Core, user: Option<&str>) -> Vec<AuditKind> {
     core.stores
         .audit
         .events(&AuditFilter {

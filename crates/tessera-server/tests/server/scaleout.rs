@@ -490,3 +490,64 @@ async fn sessions_in_redis_survive_a_redis_crash_and_are_never_a_401_meanwhile()
     .await;
     assert_eq!(a.me_with_cookie(&cookie).await.status(), 401);
 }
+
+#[tokio::test]
+async fn forged_channel_messages_are_dropped_and_counted() {
+    let redis = RedisServer::start();
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let url = redis.url();
+    let app = TestApp::spawn_in(
+        dir,
+        tessera_core::clock::ManualClock::new(tessera_core::clock::SystemClock.now()),
+        move |s| s.redis_url = Some(Secret(url)),
+    )
+    .await;
+    wait_connected(&app).await;
+    app.add_user("alice", "user").await;
+    let token = app.access_token("alice").await;
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            token.split('.').nth(1).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let forged = serde_json::json!({
+        "id": 1_000_000, "kind": "jti", "key": claims["jti"], "expires_at": i64::MAX
+    })
+    .to_string();
+    // Whoever can publish to Redis: a bare event (the old format), and one with a tag that
+    // is not under the deployment's key.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for message in [forged.clone(), format!("AAAA.{forged}")] {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg("tessera:revocations")
+            .arg(message)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let channel = app.state.core.push_channel().unwrap().clone();
+    within(Duration::from_secs(5), "both messages rejected", || {
+        let channel = channel.clone();
+        async move { channel.rejected() >= 2 }
+    })
+    .await;
+    assert_eq!(
+        app.me_with_bearer(&token).await.status(),
+        200,
+        "a forged revocation was applied"
+    );
+    // A real revocation still goes through.
+    let res = app
+        .client
+        .post(app.url("/v1/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(app.me_with_bearer(&token).await.status(), 401);
+}
