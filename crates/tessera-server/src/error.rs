@@ -65,6 +65,10 @@ pub enum ApiError {
         code: &'static str,
         /// Detail.
         description: std::borrow::Cow<'static, str>,
+        /// Answer with `WWW-Authenticate: Basic` (RFC 6749 §5.2): only when the request
+        /// tried HTTP Basic, so a browser never shows a credentials prompt it was not
+        /// asked for (and never starts attaching Basic credentials to this site).
+        basic_challenge: bool,
     },
     /// 503: a dependency (store, hashing capacity) is not available; retry later.
     #[error("service unavailable")]
@@ -106,7 +110,21 @@ impl ApiError {
             status,
             code,
             description: description.into(),
+            basic_challenge: false,
         }
+    }
+
+    /// The same error, answering with a Basic challenge if `tried_basic` and it is a 401.
+    pub fn challenging_basic(mut self, tried_basic: bool) -> Self {
+        if let Self::OAuth {
+            status,
+            basic_challenge,
+            ..
+        } = &mut self
+        {
+            *basic_challenge = tried_basic && *status == StatusCode::UNAUTHORIZED;
+        }
+        self
     }
 
     /// A core error as the OAuth endpoints say it: input errors become RFC 6749
@@ -212,6 +230,7 @@ impl IntoResponse for ApiError {
                 status,
                 code,
                 description,
+                ..
             } => (*status, code, Some(description.to_string())),
             Self::Unavailable { source, .. } => {
                 tracing::warn!(error = ?source, "dependency unavailable");
@@ -240,9 +259,11 @@ impl IntoResponse for ApiError {
             Self::Unauthorized { .. } | Self::InvalidCredentials => {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(CHALLENGE));
             }
-            Self::OAuth { status, .. } => {
+            Self::OAuth {
+                basic_challenge, ..
+            } => {
                 headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                if *status == StatusCode::UNAUTHORIZED {
+                if *basic_challenge {
                     headers.insert(
                         WWW_AUTHENTICATE,
                         HeaderValue::from_static(r#"Basic realm="tessera""#),

@@ -3,8 +3,11 @@
 //!
 //! Handlers never parse a cookie or a token; they take an `Authenticated`. A request is
 //! authenticated by exactly one credential: a bearer token in the `Authorization` header,
-//! or else the session cookie. A session id anywhere else (query string, other header) is
-//! ignored. What makes a credential valid — signatures, revocation, the session cache and
+//! or else — only when the request has no `Authorization` header at all — the session
+//! cookie. A request that sends another scheme (`Basic`, which browsers attach by
+//! themselves once they hold HTTP credentials for a site) is refused, never quietly
+//! authenticated by the cookie: that is what keeps cross-site forms from riding on it. A
+//! session id anywhere else (query string, other header) is ignored. What makes a credential valid — signatures, revocation, the session cache and
 //! its renewal — is the core's; this module only finds the credential in the request.
 
 use std::net::{IpAddr, SocketAddr};
@@ -58,6 +61,11 @@ impl FromRequestParts<AppState> for Authenticated {
                         },
                         other => other.into(),
                     });
+            }
+            Ok(None) if parts.headers.contains_key(AUTHORIZATION) => {
+                return Err(ApiError::Unauthorized {
+                    invalid_token: false,
+                });
             }
             Ok(None) => {}
         }

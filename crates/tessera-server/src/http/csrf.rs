@@ -12,8 +12,11 @@
 //!    token, from `GET /v1/csrf`. The token is derived from the session token (SHA-256
 //!    with a label), so it needs no storage and is useless without the cookie.
 //!
-//! Requests with an `Authorization` header are exempt: a browser never adds one by itself.
-//! No endpoint sends CORS headers, so no other origin can read a response either.
+//! Requests that carry a *bearer token* are exempt: a browser never adds one by itself, and
+//! such a request is authenticated by the token alone. Any other `Authorization` scheme is
+//! not an exemption (browsers do attach `Basic` credentials by themselves), and such a
+//! request is never authenticated by the cookie either (see [`super::auth`]). No endpoint
+//! sends CORS headers, so no other origin can read a response either.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
@@ -53,9 +56,20 @@ fn cross_site(headers: &HeaderMap, public_url: &str) -> bool {
     }
 }
 
+/// Whether the request carries a bearer token (well-formed or not: a malformed one is
+/// refused by the extractor, never served by the cookie).
+fn has_bearer(headers: &HeaderMap) -> bool {
+    headers.get_all(AUTHORIZATION).iter().any(|v| {
+        v.as_bytes()
+            .split(|b| *b == b' ')
+            .next()
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"bearer"))
+    })
+}
+
 fn refuse_cross_site(state: &AppState, req: &Request) -> Option<Response> {
     let exempt = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
-        || req.headers().contains_key(AUTHORIZATION);
+        || has_bearer(req.headers());
     if !exempt && cross_site(req.headers(), &state.settings.public_url) {
         tracing::warn!(event = "csrf_rejected", path = %req.uri().path(), "cross-site request refused");
         return Some(ApiError::Forbidden("csrf_rejected").into_response());
@@ -75,7 +89,7 @@ pub async fn same_origin(State(state): State<AppState>, req: Request, next: Next
 /// synchronizer token on form posts.
 pub async fn protect(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
-        || req.headers().contains_key(AUTHORIZATION)
+        || has_bearer(req.headers())
     {
         return next.run(req).await;
     }

@@ -35,8 +35,9 @@ fn no_store(body: Value) -> Response {
         .into_response()
 }
 
+/// Basic credentials were sent and cannot be read.
 fn invalid_client() -> ApiError {
-    ApiError::oauth("invalid_client", "client authentication failed")
+    ApiError::oauth("invalid_client", "client authentication failed").challenging_basic(true)
 }
 
 /// The id and secret of the request's `Authorization: Basic` header; `Ok(None)` when there
@@ -95,10 +96,11 @@ pub async fn token(
         client_id: form.get("client_id").cloned(),
     };
     let core = &state.core;
+    let tried_basic = creds.basic.is_some();
     let client_id = core
         .token_client(&creds)
         .await
-        .map_err(ApiError::from_oauth)?;
+        .map_err(|e| ApiError::from_oauth(e).challenging_basic(tried_basic))?;
     let pair = match grant {
         "password" => {
             let (Some(username), Some(password)) = (form.get("username"), form.get("password"))
@@ -139,7 +141,11 @@ async fn require_client(state: &AppState, headers: &HeaderMap) -> Result<Client,
             "client authentication (HTTP Basic) is required",
         ));
     };
-    Ok(state.core.authenticate_client(&id, &secret).await?)
+    state
+        .core
+        .authenticate_client(&id, &secret)
+        .await
+        .map_err(|e| ApiError::from(e).challenging_basic(true))
 }
 
 /// Token revocation (RFC 7009). Unknown, invalid or already-expired tokens get 200.

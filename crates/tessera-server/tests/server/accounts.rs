@@ -185,6 +185,58 @@ async fn csrf_refusals_and_acceptances() {
     assert_eq!(res.status(), 204);
 }
 
+/// A browser that holds HTTP Basic credentials for the site attaches them to a cross-site
+/// form post by itself: that must neither exempt the post from the CSRF checks nor let the
+/// cookie authenticate it.
+#[tokio::test]
+async fn a_basic_authorization_header_neither_exempts_from_csrf_nor_falls_back_to_the_cookie() {
+    let app = TestApp::spawn().await;
+    let admin = app.add_user("root", "admin").await;
+    let victim = app.add_user("alice", "user").await;
+    let cookie = app.session_cookie("root").await;
+    let basic = "Basic cm9vdDpzZWNyZXQ=";
+    for path in [
+        "/v1/logout-all".to_owned(),
+        format!("/v1/admin/users/{}/disable", victim.id),
+    ] {
+        let res = app
+            .client
+            .post(app.url(&path))
+            .header("cookie", &cookie)
+            .header("authorization", basic)
+            .header("origin", "http://evil.example")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("x=1")
+            .send()
+            .await
+            .unwrap();
+        assert_error(res, 403, "csrf_rejected").await;
+    }
+    // Same origin, still not authenticated by the cookie when another scheme is sent.
+    let res = app
+        .client
+        .get(app.url("/v1/me"))
+        .header("cookie", &cookie)
+        .header("authorization", basic)
+        .send()
+        .await
+        .unwrap();
+    let h = assert_error(res, 401, "unauthorized").await;
+    assert_eq!(h["www-authenticate"], r#"Bearer realm="tessera""#);
+    assert_eq!(
+        app.me_with_cookie(&cookie).await.status(),
+        200,
+        "nothing happened"
+    );
+    let alice = app.session_cookie("alice").await;
+    assert_eq!(
+        app.me_with_cookie(&alice).await.status(),
+        200,
+        "alice not disabled"
+    );
+    let _ = admin;
+}
+
 #[tokio::test]
 async fn cross_site_login_is_refused_and_no_origin_is_reflected() {
     let app = TestApp::spawn().await;

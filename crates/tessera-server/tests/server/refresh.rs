@@ -250,7 +250,10 @@ async fn refresh_tokens_are_bound_to_their_client() {
         .await
         .unwrap();
     let h = assert_error(res, 401, "invalid_client").await;
-    assert_eq!(h["www-authenticate"], r#"Basic realm="tessera""#);
+    assert!(
+        h.get("www-authenticate").is_none(),
+        "a Basic challenge for a request that did not try Basic: {h:?}"
+    );
     let res = app
         .client_post(
             &c,
