@@ -47,6 +47,25 @@ impl std::fmt::Debug for OpenedSession {
     }
 }
 
+/// The session a password change gave its caller: a new token for the same session
+/// lifetime.
+pub struct RotatedSession {
+    /// The new session token, for the cookie.
+    pub token: String,
+    /// For a "remember me" session, the seconds its persistent cookie should live; `None`
+    /// for a browser-session cookie.
+    pub persistent_max_age: Option<u64>,
+}
+
+impl std::fmt::Debug for RotatedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotatedSession")
+            .field("token", &opaque::Redacted)
+            .field("persistent_max_age", &self.persistent_max_age)
+            .finish()
+    }
+}
+
 /// One of a user's logins, as listed for them: a session or a refresh family.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoginEntry {
@@ -396,7 +415,7 @@ impl Core {
         current_password: String,
         new_password: String,
         client: &ClientInfo,
-    ) -> Result<Option<String>, Error> {
+    ) -> Result<Option<RotatedSession>, Error> {
         check_password_length(&current_password)?;
         check_new_password(&new_password)?;
         self.login_attempt(p.username(), client.ip.as_deref())
@@ -454,6 +473,13 @@ impl Core {
         self.revocations
             .drop_session(&self.stores, token_hash)
             .await?;
-        Ok(Some(token))
+        // A "remember me" session (longer than an ordinary one) keeps a persistent cookie.
+        let remembered =
+            old.expires_at - old.created_at > secs(self.policy.sessions.absolute_timeout);
+        Ok(Some(RotatedSession {
+            token,
+            persistent_max_age: remembered
+                .then(|| u64::try_from(old.expires_at - now).unwrap_or(0)),
+        }))
     }
 }

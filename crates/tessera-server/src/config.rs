@@ -291,7 +291,9 @@ impl Settings {
                 "must not have a query or fragment (RFC 8414 §2)",
             ));
         }
-        self.public_url = trimmed;
+        // The URL as parsed: scheme and host lower-cased, so that `HTTPS://…` still gets
+        // `Secure` cookies and the `__Host-` prefix, and the issuer has one spelling.
+        self.public_url = url.as_str().trim_end_matches('/').to_owned();
         if self.audience.is_empty() {
             return Err(invalid("audience", "must not be empty"));
         }
@@ -624,5 +626,15 @@ mod tests {
         let s = Settings::load_from(None, e, &Overrides::default()).unwrap();
         assert_eq!(s.public_url, "https://auth.example.com");
         assert_eq!(s.cookie_name(), "__Host-tessera_session");
+    }
+
+    #[test]
+    fn an_upper_case_https_scheme_still_gets_secure_cookies() {
+        let e = env(&[("TESSERA_PUBLIC_URL", "HTTPS://Auth.Example.com/")]);
+        let s = Settings::load_from(None, e, &Overrides::default()).unwrap();
+        assert!(s.is_https());
+        assert_eq!(s.public_url, "https://auth.example.com");
+        assert_eq!(s.cookie_name(), "__Host-tessera_session");
+        assert!(crate::cookies::set_cookie(&s, "t").contains("; Secure"));
     }
 }

@@ -60,6 +60,8 @@ impl SqliteStore {
     }
 }
 
+/// The data directory holds the database (and with it every hash and key): nobody but the
+/// server's user may list or read it, whether tessera created it or found it.
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if !dir.exists() {
@@ -67,9 +69,12 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
-    Ok(())
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(dir = %dir.display(), mode = format!("{:o}", mode & 0o777), "data directory was open to other users; setting mode 0700");
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 fn create_private_file(path: &Path) -> std::io::Result<()> {

@@ -128,11 +128,15 @@ pub async fn change_password(
         .change_password(&p, body.current_password, body.new_password, &client)
         .await?;
     Ok(match token {
-        Some(token) => (
-            StatusCode::NO_CONTENT,
-            [(SET_COOKIE, cookies::set_cookie(&state.settings, &token))],
-        )
-            .into_response(),
+        Some(rotated) => {
+            let cookie = match rotated.persistent_max_age {
+                Some(max_age) => {
+                    cookies::set_persistent_cookie(&state.settings, &rotated.token, max_age)
+                }
+                None => cookies::set_cookie(&state.settings, &rotated.token),
+            };
+            (StatusCode::NO_CONTENT, [(SET_COOKIE, cookie)]).into_response()
+        }
         None => StatusCode::NO_CONTENT.into_response(),
     })
 }

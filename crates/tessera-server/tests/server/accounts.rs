@@ -1002,3 +1002,38 @@ async fn malformed_query_strings_get_json_400s() {
             .starts_with("application/json")
     );
 }
+
+#[tokio::test]
+async fn a_password_change_keeps_a_remember_me_cookie_persistent() {
+    let app = TestApp::spawn_with(|s| s.session_absolute_timeout = Duration::from_secs(3600)).await;
+    app.add_user("alice", "user").await;
+    let res = app
+        .post_json(
+            "/v1/login",
+            json!({"username": "alice", "password": PASSWORD, "remember": true}),
+        )
+        .await;
+    let long = set_cookie(res.headers()).unwrap();
+    let long = long.split(';').next().unwrap().to_owned();
+    app.clock.advance(100);
+    let body = json!({"current_password": PASSWORD, "new_password": "a brand new password"});
+    let res = app.post_cookie(&long, "/v1/password", body).await;
+    assert_eq!(res.status(), 204);
+    let rotated = set_cookie(res.headers()).unwrap();
+    assert!(
+        rotated.contains(&format!("Max-Age={}", 2_592_000 - 100)),
+        "a remembered session lost its persistent cookie: {rotated}"
+    );
+    // An ordinary session stays a browser-session cookie.
+    let res = app
+        .post_json(
+            "/v1/login",
+            json!({"username": "alice", "password": "a brand new password"}),
+        )
+        .await;
+    let short = cookie_pair(res.headers()).unwrap();
+    let body = json!({"current_password": "a brand new password", "new_password": PASSWORD});
+    let res = app.post_cookie(&short, "/v1/password", body).await;
+    assert_eq!(res.status(), 204);
+    assert!(!set_cookie(res.headers()).unwrap().contains("Max-Age"));
+}

@@ -146,6 +146,8 @@ async fn hs256_only_by_explicit_secret_and_nothing_is_published() {
     )
     .unwrap();
     assert_eq!(header["alg"], "HS256");
+    // The kid says nothing about the secret (a fingerprint would let anyone test guesses).
+    assert_eq!(header["kid"], "hs256");
     let jwks: Value = app
         .client
         .get(app.url("/.well-known/jwks.json"))

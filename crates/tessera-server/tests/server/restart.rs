@@ -81,3 +81,23 @@ async fn a_second_single_writer_instance_on_the_same_data_dir_is_refused() {
         200
     );
 }
+
+#[tokio::test]
+async fn an_existing_data_dir_open_to_others_is_made_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let app = TestApp::spawn_in(
+        dir.clone(),
+        tessera_core::clock::ManualClock::new(tessera_core::clock::Clock::now(
+            &tessera_core::clock::SystemClock,
+        )),
+        |_| {},
+    )
+    .await;
+    let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "data_dir left at {mode:o}");
+    app.stop().await;
+}
