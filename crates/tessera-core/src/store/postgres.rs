@@ -454,7 +454,7 @@ impl RefreshStore for PostgresStore {
 
     async fn revoke_family(&self, family_id: &str, now: i64) -> Result<bool, StoreError> {
         let res = sqlx::query(
-            "UPDATE refresh_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+            "UPDATE refresh_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL AND idle_expires_at > $1 AND expires_at > $1",
         )
         .bind(now)
         .bind(family_id)

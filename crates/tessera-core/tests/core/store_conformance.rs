@@ -349,7 +349,12 @@ pub async fn sessions_delete_and_purge(s: Stores) {
 
 pub async fn sessions_touch_reports_whether_session_exists(s: Stores) {
     let u = new_user(&s, "alice").await;
-    let rec = session(&u.id, 1, 1000, 100, 500);
+    // Without the optional fields, which must survive the renewal as absent.
+    let rec = SessionRecord {
+        user_agent: None,
+        ip: None,
+        ..session(&u.id, 1, 1000, 100, 500)
+    };
     assert!(
         !s.sessions
             .touch_session("no-such-session", 1000, 1100)
