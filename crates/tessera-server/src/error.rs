@@ -35,6 +35,10 @@ pub enum ApiError {
     /// 403.
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
+    /// 403 to a bearer-authenticated request: the token is valid but does not allow this
+    /// (RFC 6750 §3.1 `insufficient_scope`); the body's code says what is missing.
+    #[error("insufficient scope: {0}")]
+    InsufficientScope(&'static str),
     /// 404.
     #[error("not found")]
     NotFound,
@@ -211,7 +215,7 @@ impl IntoResponse for ApiError {
                 "invalid_credentials",
                 Some("invalid username or password".into()),
             ),
-            Self::Forbidden(code) => (S::FORBIDDEN, code, None),
+            Self::Forbidden(code) | Self::InsufficientScope(code) => (S::FORBIDDEN, code, None),
             Self::NotFound => (S::NOT_FOUND, "not_found", None),
             Self::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method_not_allowed", None),
             Self::Conflict(what) => (S::CONFLICT, "conflict", Some((*what).into())),
@@ -254,6 +258,14 @@ impl IntoResponse for ApiError {
                 headers.insert(
                     WWW_AUTHENTICATE,
                     HeaderValue::from_static(CHALLENGE_INVALID),
+                );
+            }
+            Self::InsufficientScope(_) => {
+                headers.insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        r#"Bearer realm="tessera", error="insufficient_scope""#,
+                    ),
                 );
             }
             Self::Unauthorized { .. } | Self::InvalidCredentials => {

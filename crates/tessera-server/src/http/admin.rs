@@ -27,8 +27,13 @@ impl FromRequestParts<AppState> for Admin {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let Authenticated(p) = Authenticated::from_request_parts(parts, state).await?;
-        state.core.require_admin(&p).await?;
-        Ok(Self(p))
+        match state.core.require_admin(&p).await {
+            Ok(()) => Ok(Self(p)),
+            Err(tessera_core::Error::Forbidden(code)) if matches!(p, Principal::Jwt(_)) => {
+                Err(ApiError::InsufficientScope(code))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

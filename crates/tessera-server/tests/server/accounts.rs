@@ -632,8 +632,26 @@ async fn admin_endpoints_need_the_admin_role() {
     let alice = app.add_user("alice", "user").await;
     let cookie = app.session_cookie("alice").await;
     for path in ["/v1/admin/users", "/v1/admin/audit"] {
-        assert_error(app.get_cookie(&cookie, path).await, 403, "admin_required").await;
+        let h = assert_error(app.get_cookie(&cookie, path).await, 403, "admin_required").await;
+        assert!(
+            h.get("www-authenticate").is_none(),
+            "no challenge for a cookie"
+        );
     }
+    // A valid bearer token that may not do this: RFC 6750 §3.1 insufficient_scope.
+    let token = app.access_token("alice").await;
+    let res = app
+        .client
+        .get(app.url("/v1/admin/users"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let h = assert_error(res, 403, "admin_required").await;
+    assert_eq!(
+        h["www-authenticate"],
+        r#"Bearer realm="tessera", error="insufficient_scope""#
+    );
     assert_error(
         app.post_cookie(
             &cookie,
