@@ -202,6 +202,14 @@ pub enum ConfigError {
     /// The file or environment could not be read or has unknown or ill-typed keys.
     #[error("{0}")]
     Load(#[from] config::ConfigError),
+    /// A `TESSERA_*` environment variable that names no setting.
+    #[error(
+        "unknown environment variable `{name}`: tessera reads every TESSERA_* variable as a setting; unset or rename it (the settings are listed in README.md, Configuration)"
+    )]
+    UnknownVariable {
+        /// The variable's name.
+        name: String,
+    },
     /// A value is out of range or inconsistent with another.
     #[error("invalid setting `{key}`: {message}")]
     Invalid {
@@ -223,6 +231,43 @@ pub struct Overrides {
     pub public_url: Option<String>,
 }
 
+/// Every setting's name, as written in the TOML file (and, upper-cased after `TESSERA_`, in
+/// the environment). A test checks it against the struct.
+const SETTING_NAMES: &[&str] = &[
+    "listen",
+    "data_dir",
+    "public_url",
+    "audience",
+    "signup_enabled",
+    "access_token_ttl",
+    "jwt_leeway",
+    "session_idle_timeout",
+    "session_absolute_timeout",
+    "session_touch_interval",
+    "session_cookie_name",
+    "session_purge_interval",
+    "session_remember_lifetime",
+    "login_throttle_account",
+    "login_throttle_ip",
+    "login_throttle_window",
+    "trusted_proxies",
+    "refresh_absolute_lifetime",
+    "refresh_idle_lifetime",
+    "refresh_grace_period",
+    "database_url",
+    "redis_url",
+    "session_store",
+    "revocation_poll_interval",
+    "revocation_staleness_bound",
+    "revocation_fail_open",
+    "signing_algorithm",
+    "hs256_secret",
+    "key_prepublish_delay",
+    "key_reload_interval",
+    "max_concurrent_hashes",
+    "hash_queue_timeout",
+];
+
 impl Settings {
     /// Load from defaults, `file`, the process environment and `overrides`, then validate.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
@@ -237,6 +282,21 @@ impl Settings {
         env: std::collections::HashMap<String, String>,
         overrides: &Overrides,
     ) -> Result<Self, ConfigError> {
+        // Named once, with the fix, before the loader turns it into a list of every key.
+        let mut unknown: Vec<&String> = env
+            .keys()
+            .filter(|k| {
+                k.strip_prefix("TESSERA_").is_some_and(|rest| {
+                    !SETTING_NAMES.contains(&rest.to_ascii_lowercase().as_str())
+                })
+            })
+            .collect();
+        unknown.sort();
+        if let Some(name) = unknown.first() {
+            return Err(ConfigError::UnknownVariable {
+                name: (*name).clone(),
+            });
+        }
         let mut builder = config::Config::builder();
         if let Some(file) = file {
             builder = builder.add_source(
@@ -569,7 +629,57 @@ mod tests {
     fn unknown_keys_are_rejected() {
         let e = env(&[("TESSERA_ACESS_TOKEN_TTL", "90s")]);
         let err = Settings::load_from(None, e, &Overrides::default()).unwrap_err();
-        assert!(err.to_string().contains("acess_token_ttl"), "{err}");
+        assert!(err.to_string().contains("TESSERA_ACESS_TOKEN_TTL"), "{err}");
+    }
+
+    #[test]
+    fn an_unrelated_tessera_variable_is_named_once_with_the_fix() {
+        let e = env(&[("TESSERA_BIN", "/usr/local/bin/tessera")]);
+        let err = Settings::load_from(None, e, &Overrides::default()).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(text.matches("TESSERA_BIN").count(), 1, "{text}");
+        assert!(text.contains("unset or rename it"), "{text}");
+        assert!(
+            !text.contains("access_token_ttl"),
+            "no list of every key: {text}"
+        );
+    }
+
+    #[test]
+    fn the_list_of_setting_names_is_the_struct() {
+        // The loader's own error for an unknown file key lists every field it expects.
+        let dir = tempfile_dir();
+        let file = dir.join("t.toml");
+        std::fs::write(&file, "zzz_not_a_setting = 1\n").unwrap();
+        let err = Settings::load_from(Some(&file), HashMap::new(), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        let mut expected: Vec<&str> = err
+            .split("expected one of ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{err}"))
+            .split(',')
+            .map(|s| s.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_'))
+            .collect();
+        expected.sort();
+        let mut names = SETTING_NAMES.to_vec();
+        names.sort();
+        assert_eq!(names, expected);
+        // And every name is accepted from the environment.
+        for name in SETTING_NAMES {
+            let e = env(&[(&format!("TESSERA_{}", name.to_ascii_uppercase()), "x")]);
+            let r = Settings::load_from(None, e, &Overrides::default());
+            assert!(
+                !matches!(r, Err(ConfigError::UnknownVariable { .. })),
+                "{name}"
+            );
+        }
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("tessera-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
     }
 
     #[test]
