@@ -255,8 +255,12 @@ impl Verifier {
             ));
         };
 
-        let header: Header = serde_json::from_slice(&b64(h64, "header encoding")?)
-            .map_err(|_| VerifyError::Malformed("header"))?;
+        let header_json = b64(h64, "header encoding")?;
+        if has_lone_surrogate(&header_json) {
+            return Err(VerifyError::Malformed("header"));
+        }
+        let header: Header =
+            serde_json::from_slice(&header_json).map_err(|_| VerifyError::Malformed("header"))?;
         for (present, name) in [
             (header.crit.is_some(), "crit"),
             (header.jwk.is_some(), "jwk"),
@@ -294,6 +298,9 @@ impl Verifier {
         }
 
         let payload = b64(p64, "payload encoding")?;
+        if has_lone_surrogate(&payload) {
+            return Err(VerifyError::InvalidClaims);
+        }
         let claims: AccessClaims =
             serde_json::from_slice(&payload).map_err(|_| VerifyError::InvalidClaims)?;
         self.check_claims(&claims)?;
@@ -332,4 +339,42 @@ impl Verifier {
         }
         Ok(())
     }
+}
+
+/// Whether JSON text holds a `\uXXXX` escape of a UTF-16 surrogate that is not half of a
+/// proper pair (RFC 7493 §2.1 forbids it). serde refuses one in a string it decodes, but
+/// not in a member it skips, and parsers elsewhere disagree on what it means.
+fn has_lone_surrogate(json: &[u8]) -> bool {
+    fn unit(json: &[u8], at: usize) -> Option<u16> {
+        let hex = json.get(at..at + 4)?;
+        u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+    }
+    let mut i = 0;
+    while i < json.len() {
+        if json[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        if json.get(i + 1) != Some(&b'u') {
+            i += 2; // any other escape, including `\\`, is two bytes
+            continue;
+        }
+        let Some(u) = unit(json, i + 2) else {
+            return false; // not valid JSON: the parser refuses it
+        };
+        match u {
+            0xD800..=0xDBFF => {
+                let low = (json.get(i + 6) == Some(&b'\\') && json.get(i + 7) == Some(&b'u'))
+                    .then(|| unit(json, i + 8))
+                    .flatten();
+                if !low.is_some_and(|l| (0xDC00..=0xDFFF).contains(&l)) {
+                    return true;
+                }
+                i += 12;
+            }
+            0xDC00..=0xDFFF => return true,
+            _ => i += 6,
+        }
+    }
+    false
 }

@@ -446,3 +446,30 @@ mod cache {
         assert!(v.verify(&early, NOW + 100).is_ok());
     }
 }
+
+/// RFC 7493 §2.1: a string must not hold a lone UTF-16 surrogate. JSON parsers disagree on
+/// what one means (replace, keep, refuse), so a verifier that accepts it lets a token mean
+/// different things to different services.
+#[test]
+fn lone_surrogates_are_refused_wherever_they_appear() {
+    let (s, v) = setup();
+    let h = header(&s).to_string();
+    let p = claims().to_string();
+    let cases = [
+        (h.replacen('{', r#"{"x":"\ud800","#, 1), p.clone()),
+        (h.clone(), p.replacen('{', r#"{"aud_hint":"\udc00","#, 1)),
+        (h.clone(), p.replacen(r#""alice""#, r#""al\udbffice""#, 1)),
+    ];
+    for (header, payload) in cases {
+        let t = sign_raw(&s, Algorithm::EdDSA, &header, &payload);
+        assert!(v.verify(&t, NOW).is_err(), "accepted {header} {payload}");
+    }
+    // A proper pair (an emoji) is fine.
+    let t = sign_raw(
+        &s,
+        Algorithm::EdDSA,
+        &h,
+        &p.replacen(r#""alice""#, r#""al\ud83d\ude00ice""#, 1),
+    );
+    assert!(v.verify(&t, NOW).is_ok());
+}
