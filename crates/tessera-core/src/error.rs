@@ -85,6 +85,9 @@ impl From<StoreError> for Error {
         match e {
             StoreError::Unavailable(_) => Self::Unavailable(Box::new(e)),
             StoreError::Conflict(what) => Self::Conflict(what),
+            StoreError::InvalidValue(_) => {
+                Self::invalid("invalid_request", "a value in the request cannot be stored")
+            }
             other => Self::Internal(Box::new(other)),
         }
     }

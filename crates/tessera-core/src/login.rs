@@ -35,8 +35,12 @@ impl Core {
     ) -> Result<User, Error> {
         check_password_length(&password)?;
         let name = normalize_username(username)?;
-        self.login_attempt(&name, client.ip.as_deref()).await?;
+        // The user is read first: this read is where a login takes effect. A revocation
+        // whose epoch bump comes after it ends whatever this login goes on to issue (see
+        // `Core::user_unchanged`); one whose bump came before is simply earlier, and this
+        // login sees the user as it left them (disabled, or with the new role).
         let user = self.stores.users.user_by_name(&name).await?;
+        self.login_attempt(&name, client.ip.as_deref()).await?;
         let ok = self
             .passwords
             .verify(password, user.as_ref().map(|u| u.password_hash.clone()))

@@ -112,6 +112,9 @@ pub struct RedisPush {
     key: aws_lc_rs::hmac::Key,
     connected: AtomicBool,
     rejected: std::sync::atomic::AtomicU64,
+    started: std::time::Instant,
+    /// When the last well-signed message arrived, ms since `started`.
+    last_message_ms: std::sync::atomic::AtomicI64,
 }
 
 /// Sign an event for the channel.
@@ -153,8 +156,27 @@ impl Push for RedisPush {
         }
     }
 
+    /// Connected, and a message (at least our own heartbeat, which goes through Redis and
+    /// back) arrived within [`LIVENESS`]: a subscription whose socket died silently (a
+    /// firewall dropping packets, no reset) stops being trusted within seconds.
     fn connected(&self) -> bool {
-        self.connected.load(Ordering::SeqCst)
+        let quiet =
+            self.started.elapsed().as_millis() as i64 - self.last_message_ms.load(Ordering::SeqCst);
+        self.connected.load(Ordering::SeqCst) && quiet <= LIVENESS.as_millis() as i64
+    }
+}
+
+/// How often each instance publishes a heartbeat on the channel.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How long the channel is trusted without hearing anything.
+const LIVENESS: Duration = Duration::from_secs(3);
+
+fn heartbeat() -> RevocationEvent {
+    RevocationEvent {
+        id: 0,
+        kind: crate::revocation::RevocationKind::Other("heartbeat".into()),
+        key: String::new(),
+        expires_at: 0,
     }
 }
 
@@ -167,7 +189,14 @@ impl RedisPush {
             key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key),
             connected: AtomicBool::new(false),
             rejected: std::sync::atomic::AtomicU64::new(0),
+            started: std::time::Instant::now(),
+            last_message_ms: std::sync::atomic::AtomicI64::new(0),
         })
+    }
+
+    fn heard(&self) {
+        self.last_message_ms
+            .store(self.started.elapsed().as_millis() as i64, Ordering::SeqCst);
     }
 
     /// Messages dropped because their tag was wrong (forged, or another deployment's).
@@ -197,17 +226,25 @@ impl RedisPush {
             match pubsub {
                 Ok(Ok(mut pubsub)) => {
                     if core.revocations.catch_up(&core.stores).await.is_ok() {
+                        self.heard();
                         self.connected.store(true, Ordering::SeqCst);
                         tracing::info!("revocation channel connected");
                     }
                     backoff = Duration::from_millis(100);
                     let mut messages = pubsub.on_message();
+                    let mut beat = tokio::time::interval(HEARTBEAT);
                     loop {
                         tokio::select! {
+                            _ = beat.tick() => {
+                                let _ = self.push(&heartbeat()).await;
+                            }
                             msg = messages.next() => match msg {
                                 Some(msg) => {
                                     match msg.get_payload::<String>().ok().and_then(|p| open(&self.key, &p)) {
-                                        Some(event) => core.revocations.apply_ahead(&event),
+                                        Some(event) => {
+                                            self.heard();
+                                            core.revocations.apply_ahead(&event);
+                                        }
                                         None => {
                                             self.rejected.fetch_add(1, Ordering::Relaxed);
                                             tracing::warn!(event = "push_rejected", "revocation channel message with a bad tag dropped");

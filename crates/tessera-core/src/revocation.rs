@@ -208,6 +208,20 @@ impl SessionCache {
     /// Forget one session.
     pub fn remove(&self, hash: &[u8]) {
         let mut c = write(&self.cached);
+        Self::invalidate(&mut c, hash);
+    }
+
+    /// Forget a session a lookup found missing from the store. Unlike [`Self::remove`],
+    /// this bumps the generation only if it was cached, so that a stream of unknown
+    /// cookies cannot keep every other lookup from filling the cache. (An invalidation
+    /// from a logout always goes through [`Self::remove`].)
+    pub fn forget_missing(&self, hash: &[u8]) {
+        if read(&self.cached).sessions.contains_key(hash) {
+            Self::invalidate(&mut write(&self.cached), hash);
+        }
+    }
+
+    fn invalidate(c: &mut Cached, hash: &[u8]) {
         c.generation += 1;
         if let Some(entry) = c.sessions.remove(hash)
             && let Some(set) = c.by_user.get_mut(&entry.identity.user_id)
@@ -406,6 +420,11 @@ impl Revocations {
             let mut ahead = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
             if e.id <= self.watermark.load(Ordering::SeqCst) || !ahead.insert(e.id) {
                 return;
+            }
+            // Bounded while polls fail: forgetting only means the poll applies an event
+            // twice, which changes nothing.
+            if ahead.len() > 100_000 {
+                ahead.clear();
             }
         }
         self.apply(e);

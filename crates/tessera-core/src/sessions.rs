@@ -236,7 +236,7 @@ impl Core {
             }
         }
         let Some(session) = self.stores.sessions.load_session(&token_hash, now).await? else {
-            self.revocations.sessions.remove(&token_hash);
+            self.revocations.sessions.forget_missing(&token_hash);
             return Err(Error::Unauthenticated);
         };
         let user = match self.stores.users.user_by_id(&session.user_id).await? {

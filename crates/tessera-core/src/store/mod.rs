@@ -34,6 +34,9 @@ pub enum StoreError {
     /// The backend could not be reached in time; the request may be retried.
     #[error("store unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A value the backend cannot store or compare (e.g. a NUL byte in text): bad input.
+    #[error("value not representable in the store")]
+    InvalidValue(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Any other backend failure.
     #[error("store failure")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -35,6 +35,11 @@ fn backend(e: sqlx::Error) -> StoreError {
             // Connection exceptions and operator intervention (e.g. shutting down).
             StoreError::Unavailable(Box::new(e))
         }
+        sqlx::Error::Database(ref d) if d.code().is_some_and(|c| c.starts_with("22")) => {
+            // Data exceptions: a value from outside the store cannot hold (a NUL byte in
+            // TEXT, an out-of-range number). The request is wrong, not the server.
+            StoreError::InvalidValue(Box::new(e))
+        }
         other => StoreError::Backend(Box::new(other)),
     }
 }

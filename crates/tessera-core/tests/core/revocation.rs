@@ -566,3 +566,30 @@ async fn a_failed_push_stops_the_cache_being_trusted_until_a_poll_confirms() {
         "a poll after the failure confirms the feed"
     );
 }
+
+#[tokio::test]
+async fn unknown_cookies_do_not_stop_the_session_cache_filling() {
+    let t = core_with(|p| p.throttle.per_ip = u32::MAX).await;
+    t.core
+        .create_user("alice", PASSWORD.into(), "user")
+        .await
+        .unwrap();
+    let cache = &t.core.revocations.sessions;
+    let before = cache.generation();
+    for i in 0..50 {
+        assert!(
+            t.core
+                .authenticate_session(&format!("junk-{i}"))
+                .await
+                .is_err()
+        );
+    }
+    assert_eq!(cache.generation(), before, "misses invalidated the cache");
+    let s = t
+        .core
+        .login_session("alice", PASSWORD.into(), false, &from("10.0.0.1"))
+        .await
+        .unwrap();
+    t.core.authenticate_session(&s.token).await.unwrap();
+    assert!(cache.get(&s.record.token_hash).is_some(), "cached");
+}

@@ -551,3 +551,62 @@ async fn forged_channel_messages_are_dropped_and_counted() {
     assert_eq!(res.status(), 204);
     assert_eq!(app.me_with_bearer(&token).await.status(), 401);
 }
+
+#[tokio::test]
+async fn heartbeats_keep_an_idle_channel_trusted() {
+    let redis = RedisServer::start();
+    let db = shared_postgres().database().await;
+    let a = instance(&db, &redis).await;
+    wait_connected(&a).await;
+    // Longer than the channel's liveness window with no revocation at all: only the
+    // heartbeats, round-tripped through Redis, show that the subscription is alive.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    assert!(a.state.core.revocations.cache_usable());
+}
+
+/// Values PostgreSQL cannot hold (a NUL byte in text) are the request's fault: a 4xx,
+/// never a 500.
+#[tokio::test]
+async fn nul_bytes_from_outside_are_a_4xx_on_postgres() {
+    let redis = RedisServer::start();
+    let db = shared_postgres().database().await;
+    let a = instance(&db, &redis).await;
+    a.add_user("root", "admin").await;
+    let admin = a.session_cookie("root").await;
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "c\0x:secret")
+    );
+    for path in ["/v1/introspect", "/v1/revoke", "/v1/token"] {
+        let res = a
+            .client
+            .post(a.url(path))
+            .header("authorization", &basic)
+            .form(&[
+                ("token", "x"),
+                ("grant_type", "refresh_token"),
+                ("refresh_token", "x"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        assert!((400..500).contains(&status), "{path}: {status}");
+    }
+    for (method, path) in [
+        (reqwest::Method::DELETE, "/v1/sessions/%00"),
+        (reqwest::Method::GET, "/v1/admin/audit?kind=%00"),
+        (reqwest::Method::GET, "/v1/admin/users?after=%00"),
+        (reqwest::Method::POST, "/v1/admin/users/%00/disable"),
+    ] {
+        let res = a
+            .client
+            .request(method, a.url(path))
+            .header("cookie", &admin)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        assert!((400..500).contains(&status), "{path}: {status}");
+    }
+}
