@@ -322,3 +322,216 @@ pub fn shared_postgres() -> &'static PostgresServer {
     static PG: std::sync::OnceLock<PostgresServer> = std::sync::OnceLock::new();
     PG.get_or_init(PostgresServer::start)
 }
+
+/// One forwarded connection: both sockets, so that a cut can shut them down.
+struct Pipe {
+    client: std::net::TcpStream,
+    upstream: std::net::TcpStream,
+}
+
+impl Pipe {
+    fn close(&self) {
+        let _ = self.client.shutdown(std::net::Shutdown::Both);
+        let _ = self.upstream.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+#[derive(Default)]
+struct RelayState {
+    /// While set, live connections have been closed and new ones are closed on accept.
+    cut: bool,
+    /// Set by `Drop`: the accept loop ends.
+    stopping: bool,
+    next_id: u64,
+    pipes: std::collections::HashMap<u64, Pipe>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    /// Connections accepted and forwarded, and those closed on accept while cut.
+    forwarded: u64,
+    refused: u64,
+}
+
+type Shared = std::sync::Arc<std::sync::Mutex<RelayState>>;
+
+fn lock(s: &Shared) -> std::sync::MutexGuard<'_, RelayState> {
+    s.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A TCP relay on a free loopback port that forwards every connection to `target`, and
+/// that a test can [`cut`](TcpRelay::cut) — every live connection closed, new ones closed
+/// as soon as they are accepted — and [`restore`](TcpRelay::restore). Put it between a
+/// server and its Redis to simulate a network partition without killing Redis.
+///
+/// Plain threads (one accept loop, two per live connection), all joined on drop.
+pub struct TcpRelay {
+    port: u16,
+    state: Shared,
+    accept: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TcpRelay {
+    /// Listen on a free loopback port, forwarding to `127.0.0.1:target_port`.
+    pub fn start(target_port: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state: Shared = Shared::default();
+        let st = state.clone();
+        let accept = std::thread::Builder::new()
+            .name(format!("relay-{port}"))
+            .spawn(move || accept_loop(listener, target_port, st))
+            .unwrap();
+        Self {
+            port,
+            state,
+            accept: Some(accept),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:<relay port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Close every live forwarded connection, and every new one as soon as it is accepted,
+    /// until [`restore`](Self::restore).
+    pub fn cut(&self) {
+        let pipes: Vec<Pipe> = {
+            let mut s = lock(&self.state);
+            s.cut = true;
+            s.pipes.drain().map(|(_, p)| p).collect()
+        };
+        for p in &pipes {
+            p.close();
+        }
+    }
+
+    /// Forward new connections again.
+    pub fn restore(&self) {
+        lock(&self.state).cut = false;
+    }
+
+    pub fn is_cut(&self) -> bool {
+        lock(&self.state).cut
+    }
+
+    /// Connections forwarded so far, and connections closed on accept while cut.
+    pub fn counts(&self) -> (u64, u64) {
+        let s = lock(&self.state);
+        (s.forwarded, s.refused)
+    }
+}
+
+fn accept_loop(listener: TcpListener, target_port: u16, state: Shared) {
+    for conn in listener.incoming() {
+        if lock(&state).stopping {
+            return;
+        }
+        let Ok(client) = conn else { continue };
+        {
+            let mut s = lock(&state);
+            if s.cut {
+                s.refused += 1;
+                drop(s);
+                let _ = client.shutdown(std::net::Shutdown::Both);
+                continue;
+            }
+        }
+        let Ok(upstream) = std::net::TcpStream::connect(("127.0.0.1", target_port)) else {
+            let _ = client.shutdown(std::net::Shutdown::Both);
+            continue;
+        };
+        let _ = client.set_nodelay(true);
+        let _ = upstream.set_nodelay(true);
+        let clones = (|| {
+            Some((
+                client.try_clone().ok()?,
+                upstream.try_clone().ok()?,
+                upstream.try_clone().ok()?,
+                client.try_clone().ok()?,
+            ))
+        })();
+        let Some((c_read, u_write, u_read, c_write)) = clones else {
+            continue;
+        };
+        // Register under the lock that `cut` takes: a connection is either closed by the
+        // cut or accepted after the restore, never forwarded in between.
+        let mut s = lock(&state);
+        if s.cut || s.stopping {
+            s.refused += 1;
+            drop(s);
+            let _ = client.shutdown(std::net::Shutdown::Both);
+            let _ = upstream.shutdown(std::net::Shutdown::Both);
+            continue;
+        }
+        let id = s.next_id;
+        s.next_id += 1;
+        s.forwarded += 1;
+        s.pipes.insert(id, Pipe { client, upstream });
+        s.threads.retain(|t| !t.is_finished());
+        for (from, to) in [(c_read, u_write), (u_read, c_write)] {
+            let st = state.clone();
+            let t = std::thread::Builder::new()
+                .name("relay-pipe".into())
+                .spawn(move || copy_until_closed(from, to, id, st));
+            if let Ok(t) = t {
+                s.threads.push(t);
+            }
+        }
+    }
+}
+
+fn copy_until_closed(
+    mut from: std::net::TcpStream,
+    mut to: std::net::TcpStream,
+    id: u64,
+    state: Shared,
+) {
+    use std::io::{Read, Write};
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    // One direction ended: end the whole connection (Redis connections are not
+    // half-closed in normal operation).
+    let _ = from.shutdown(std::net::Shutdown::Both);
+    let _ = to.shutdown(std::net::Shutdown::Both);
+    lock(&state).pipes.remove(&id);
+}
+
+impl Drop for TcpRelay {
+    fn drop(&mut self) {
+        let (pipes, threads) = {
+            let mut s = lock(&self.state);
+            s.stopping = true;
+            s.cut = true;
+            let pipes: Vec<Pipe> = s.pipes.drain().map(|(_, p)| p).collect();
+            (pipes, std::mem::take(&mut s.threads))
+        };
+        for p in &pipes {
+            p.close();
+        }
+        // Wake the accept loop so that it sees `stopping`.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+        for t in threads {
+            let _ = t.join();
+        }
+        // Threads spawned between the take above and the accept loop's exit.
+        let rest = std::mem::take(&mut lock(&self.state).threads);
+        for t in rest {
+            let _ = t.join();
+        }
+    }
+}

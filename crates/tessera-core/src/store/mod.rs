@@ -279,7 +279,10 @@ pub trait RefreshStore: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Revoke a family at `now`; whether it was live.
     async fn revoke_family(&self, family_id: &str, now: i64) -> Result<bool, StoreError>;
-    /// Revoke all of the user's families except `keep`; the ids revoked, with their expiry.
+    /// Revoke all of the user's families except `keep`. Returns every revoked family of the
+    /// user (except `keep`) that has not ended yet, with its expiry — those revoked by this
+    /// call and those a concurrent revocation revoked but may not have announced yet — so
+    /// that the caller announces all of them before it answers.
     async fn revoke_families_of_user(
         &self,
         user_id: &str,

@@ -475,13 +475,24 @@ impl RefreshStore for PostgresStore {
         keep: Option<&str>,
         now: i64,
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query(
+        sqlx::query(
             "UPDATE refresh_families SET revoked_at = $1
-             WHERE user_id = $2 AND id IS DISTINCT FROM $3 AND revoked_at IS NULL RETURNING id, expires_at",
+             WHERE user_id = $2 AND id IS DISTINCT FROM $3 AND revoked_at IS NULL",
         )
         .bind(now)
         .bind(user_id)
         .bind(keep)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        let rows = sqlx::query(
+            "SELECT id, expires_at FROM refresh_families
+             WHERE user_id = $1 AND id IS DISTINCT FROM $2 AND revoked_at IS NOT NULL
+               AND expires_at > $3 ORDER BY id",
+        )
+        .bind(user_id)
+        .bind(keep)
+        .bind(now)
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;

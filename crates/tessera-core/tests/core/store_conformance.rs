@@ -807,8 +807,14 @@ pub async fn refresh_revoke_families_of_user_keeps_one(s: Stores) {
                 .await
                 .unwrap()
         ),
-        sorted(vec![(f1.id.clone(), 4000), (f3.id.clone(), 2020)]),
-        "every family but the kept one (and not the one already revoked), with its expiry"
+        sorted(vec![
+            (f1.id.clone(), 4000),
+            (f3.id.clone(), 2020),
+            // Revoked earlier and not yet ended: announced again, in case whoever revoked
+            // it has not announced it yet.
+            (old.id.clone(), 3900),
+        ]),
+        "every revoked, unended family but the kept one, with its expiry"
     );
     for f in [&f1, &f3] {
         assert_eq!(
@@ -832,11 +838,19 @@ pub async fn refresh_revoke_families_of_user_keeps_one(s: Stores) {
         "other users' families survive"
     );
     assert_eq!(
-        s.refresh
-            .revoke_families_of_user(&alice.id, None, 1200)
-            .await
-            .unwrap(),
-        vec![(f2.id.clone(), 3010)]
+        sorted(
+            s.refresh
+                .revoke_families_of_user(&alice.id, None, 1200)
+                .await
+                .unwrap()
+        ),
+        sorted(vec![
+            (f1.id.clone(), 4000),
+            (f2.id.clone(), 3010),
+            (f3.id.clone(), 2020),
+            (old.id.clone(), 3900),
+        ]),
+        "the newly revoked one, and every earlier one still unended"
     );
     assert_eq!(
         s.refresh.family(&f2.id).await.unwrap().unwrap().revoked_at,
@@ -844,11 +858,11 @@ pub async fn refresh_revoke_families_of_user_keeps_one(s: Stores) {
     );
     assert_eq!(
         s.refresh
-            .revoke_families_of_user(&alice.id, None, 1300)
+            .revoke_families_of_user(&alice.id, None, 4100)
             .await
             .unwrap(),
         vec![],
-        "nothing left to revoke"
+        "nothing unended left to announce"
     );
     assert_eq!(
         s.refresh.families_of_user(&bob.id, 1250).await.unwrap(),

@@ -5,6 +5,7 @@ mod helpers;
 
 mod accounts;
 mod errors;
+mod history;
 mod interop;
 mod jwt_mode;
 mod keys;
