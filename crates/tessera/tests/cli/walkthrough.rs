@@ -184,7 +184,7 @@ fn invalid_configuration_fails_at_start_with_a_fix() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("listn"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TESSERA_LISTN"));
 
     let cfg = dir.path().join("tessera.toml");
     std::fs::write(&cfg, "listen = 8080\n").unwrap();
